@@ -1,0 +1,5 @@
+import sys
+
+from mg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Adapters for the outside world other than Postgres: processors over HTTP."""

@@ -1,0 +1,143 @@
+"""The ``Processor`` port over HTTP (PROTOCOL section 4), one httpx connection pool per
+namespace.
+
+Classification is the contract's: connection refused or reset, no answer before the deadline,
+or ``503`` are transient; any other non-2xx status or a body that breaks the schema is
+permanent. ``422 {"error": "repair_failed"}`` to a repair is the processor's refusal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mg.core import values
+from mg.core.clock import format_time
+from mg.core.deadline import Deadline
+from mg.core.model import Machine
+from mg.core.processor_wire import Kind, Reply, parse_refusal, parse_reply, request_value
+from mg.core.shapes import ShapeError
+from mg.errors import ProcessorPermanentFailure, ProcessorTransientFailure, RepairFailed
+from mg.settings import Namespace
+
+MSGPACK = "application/msgpack"
+JSON = "application/json"
+# How much of an unexpected answer is kept in the failure reason.
+REASON_EXCERPT = 300
+
+
+def _encode(body: dict[str, Any], encoding: str) -> tuple[bytes, str]:
+    if encoding == "json":
+        return json.dumps(values.to_json(body), separators=(",", ":")).encode(), JSON
+    return values.pack(body), MSGPACK
+
+
+def _decode(response: httpx.Response, encoding: str) -> Any:
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in (MSGPACK, "application/x-msgpack") or (not media and encoding == "msgpack"):
+        return values.unpack(response.content)
+    if media == JSON or media.endswith("+json") or (not media and encoding == "json"):
+        return values.from_json(json.loads(response.content))
+    raise ShapeError(f"unsupported content type {media!r}")
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = response.content[:REASON_EXCERPT].decode("utf-8", errors="replace")
+    return text + ("..." if len(response.content) > REASON_EXCERPT else "")
+
+
+class HttpProcessor:
+    """Calls namespaces' processors; one client (and pool) per namespace."""
+
+    def __init__(self, namespaces: Mapping[str, Namespace]) -> None:
+        self._clients = {
+            name: httpx.AsyncClient(
+                limits=httpx.Limits(
+                    max_connections=ns.processor_max_connections,
+                    max_keepalive_connections=ns.processor_max_connections,
+                ),
+                # Pooled connections stay open between steps; trust_env off so a proxy set in
+                # the environment never sits between mg and its processors by accident.
+                trust_env=False,
+            )
+            for name, ns in namespaces.items()
+        }
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+    async def invoke(
+        self,
+        namespace: Namespace,
+        kind: Kind,
+        args: Any,
+        machine_id: str,
+        machine: Machine | None,
+        deadline: Deadline,
+        trace: str | None,
+    ) -> Reply:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise ProcessorTransientFailure("the deadline passed before the processor call", timed_out=True)
+        body, media = _encode(
+            request_value(kind, args, namespace.name, machine_id, machine),
+            namespace.processor_encoding,
+        )
+        headers = {
+            "content-type": media,
+            "accept": media,
+            "x-request-deadline": format_time(deadline.at),
+            "x-mg-namespace": namespace.name,
+            "x-mg-machine-id": _header_safe(machine_id),
+        }
+        if trace:
+            headers["traceparent"] = trace
+        client = self._clients[namespace.name]
+        try:
+            response = await client.post(
+                namespace.processor_url, content=body, headers=headers, timeout=remaining
+            )
+        except httpx.TimeoutException as error:
+            raise ProcessorTransientFailure(
+                f"the processor did not answer before the deadline ({type(error).__name__})",
+                timed_out=True,
+            ) from error
+        except httpx.TransportError as error:
+            raise ProcessorTransientFailure(
+                f"the processor is unreachable: {type(error).__name__}: {error}"
+            ) from error
+        return self._classify(kind, response, namespace.processor_encoding)
+
+    def _classify(self, kind: Kind, response: httpx.Response, encoding: str) -> Reply:
+        status = response.status_code
+        if status == 503:
+            raise ProcessorTransientFailure(f"the processor answered 503: {_excerpt(response)}")
+        if kind is Kind.REPAIR and status == 422:
+            try:
+                refusal = _decode(response, encoding)
+            except (ShapeError, ValueError):
+                refusal = None
+            if isinstance(refusal, dict) and refusal.get("error") == "repair_failed":
+                raise RepairFailed("the processor refused the repair", reason=parse_refusal(refusal))
+        if not 200 <= status < 300:
+            raise ProcessorPermanentFailure(
+                f"the processor answered {status}: {_excerpt(response)}"
+            )
+        try:
+            return parse_reply(_decode(response, encoding))
+        except (ShapeError, ValueError) as error:
+            raise ProcessorPermanentFailure(
+                f"the processor's answer breaks the protocol: {error}"
+            ) from error
+
+
+def _header_safe(text: str) -> str:
+    """HTTP header values are ASCII: ids that are not are percent-encoded."""
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe="")

@@ -1,0 +1,103 @@
+"""The Quart application: one catch-all route that reads the request, dispatches it through
+``mg.api.routes`` and writes the answer or the error in the negotiated media type."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from mg.api import bodies, errors, requests, routes
+from mg.core.trace import continue_or_start
+from mg.errors import InvalidRequest, MgError, PayloadTooLarge
+from mg.service.machines import MachineService
+
+log = logging.getLogger("mg.api")
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _respond(status: int, body: Any, media: str, request_id: str, headers: dict[str, str]) -> Response:
+    response = Response(
+        b"" if status == 204 else bodies.encode(body, media),
+        status=status,
+        content_type=media,
+    )
+    response.headers["X-Request-Id"] = request_id
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response
+
+
+def create_app(service: MachineService, *, max_body_bytes: int) -> QuartTrio:
+    """A fresh app per node (one app object reused across test sessions breaks)."""
+    app = QuartTrio("mg", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+
+    async def dispatch(path: str = "") -> Response:
+        request_id = requests.request_id(request.headers.get("x-request-id"))
+        request_type = bodies.media_type(request.headers.get("content-type")) or None
+        media = bodies.response_type(request.headers.get("accept"), request_type)
+        try:
+            segments = routes.split_path(request.scope.get("raw_path") or request.path.encode())
+            route, params = routes.find(request.method, segments)
+            try:
+                data = await request.get_data(cache=False)
+            except RequestEntityTooLarge as error:
+                raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes") from error
+            body = bodies.decode(data, request.headers.get("content-type"))
+            query = _single_values(request.args)
+            call = routes.Call(
+                service=service,
+                params=params,
+                query=query,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                trace=continue_or_start(request.headers.get("traceparent")),
+            )
+            answer = await route.handler(call)
+            return _respond(answer.status, answer.body, media, request_id, {})
+        except MgError as error:
+            return _respond(
+                errors.status_of(error),
+                errors.error_body(error),
+                media,
+                request_id,
+                errors.error_headers(error),
+            )
+        except Exception:
+            log.exception("unexpected error handling %s %s", request.method, request.path)
+            failure = MgError("internal error; see the node's log for request " + request_id)
+            return _respond(500, errors.error_body(failure), media, request_id, {})
+
+    app.add_url_rule("/", "root", dispatch, methods=ALL_METHODS)
+    app.add_url_rule("/<path:path>", "dispatch", dispatch, methods=ALL_METHODS)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        # Raised by Quart before dispatch (e.g. a declared Content-Length over the limit).
+        request_id = requests.request_id(request.headers.get("x-request-id"))
+        media = bodies.response_type(request.headers.get("accept"), None)
+        mapped: MgError
+        if isinstance(error, RequestEntityTooLarge):
+            mapped = PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
+        else:
+            mapped = InvalidRequest(error.description or str(error))
+        return _respond(errors.status_of(mapped), errors.error_body(mapped), media, request_id, {})
+
+    return app
+
+
+def _single_values(args: Any) -> dict[str, str]:
+    """Query parameters; a parameter given twice is refused rather than guessed at."""
+    found: dict[str, str] = {}
+    for key in args:
+        items = args.getlist(key)
+        if len(items) > 1:
+            raise InvalidRequest(f"query parameter {key!r} is given more than once")
+        found[key] = items[0]
+    return found

@@ -1,0 +1,76 @@
+"""Bodies in and out: JSON or MessagePack, chosen by ``Content-Type`` and ``Accept``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mg.core import values
+from mg.errors import InvalidRequest, UnsupportedMediaType
+
+JSON = "application/json"
+MSGPACK = "application/msgpack"
+_MSGPACK_TYPES = (MSGPACK, "application/x-msgpack", "application/vnd.msgpack")
+
+
+def media_type(header: str | None) -> str | None:
+    """``application/json`` or ``application/msgpack`` for a Content-Type, None if absent,
+    ``""`` if it is something else."""
+    if not header:
+        return None
+    media = header.split(";")[0].strip().lower()
+    if media in _MSGPACK_TYPES:
+        return MSGPACK
+    if media == JSON or (media.startswith("application/") and media.endswith("+json")):
+        return JSON
+    return ""
+
+
+def response_type(accept: str | None, request_type: str | None) -> str:
+    """What to answer in: the type named in Accept, else the request's type, else JSON."""
+    if accept:
+        for part in accept.split(","):
+            media = part.split(";")[0].strip().lower()
+            if media in _MSGPACK_TYPES:
+                return MSGPACK
+            if media == JSON:
+                return JSON
+    return request_type or JSON
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidRequest(f"{name} is not valid JSON")
+
+
+def decode(data: bytes, content_type: str | None) -> dict[str, Any]:
+    """A request body as a dict; an absent body is ``{}``."""
+    media = media_type(content_type)
+    if not data:
+        if media == "":
+            raise UnsupportedMediaType(f"unsupported content type {content_type!r}")
+        return {}
+    if media is None:
+        raise UnsupportedMediaType("a body needs Content-Type application/json or application/msgpack")
+    if media == "":
+        raise UnsupportedMediaType(
+            f"unsupported content type {content_type!r}; use application/json or application/msgpack"
+        )
+    try:
+        if media == MSGPACK:
+            body = values.unpack(data)
+        else:
+            body = values.from_json(json.loads(data, parse_constant=_refuse_constant))
+        values.check(body)
+    except InvalidRequest:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise InvalidRequest(f"malformed body: {error}") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be an object")
+    return body
+
+
+def encode(body: Any, media: str) -> bytes:
+    if media == MSGPACK:
+        return values.pack(body)
+    return json.dumps(values.to_json(body), separators=(",", ":"), ensure_ascii=False).encode()

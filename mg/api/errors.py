@@ -1,0 +1,44 @@
+"""The one table from error codes to HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mg.errors import MgError, Overloaded
+
+STATUS_OF_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "namespace_not_found": 404,
+    "machine_not_found": 404,
+    "sink_not_found": 404,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "machine_already_exists": 409,
+    "machine_already_working": 409,
+    "machine_failed": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "repair_failed": 422,
+    "overloaded": 429,
+    "internal_error": 500,
+    "unavailable": 503,
+    "deadline_exceeded": 504,
+}
+
+
+def status_of(error: MgError) -> int:
+    return STATUS_OF_CODE.get(error.code, 500)
+
+
+def error_body(error: MgError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    body.update(error.details)
+    return body
+
+
+def error_headers(error: MgError) -> dict[str, str]:
+    if isinstance(error, Overloaded):
+        return {"Retry-After": str(max(1, round(error.retry_after)))}
+    return {}

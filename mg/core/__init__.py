@@ -1,0 +1,1 @@
+"""The pure core: data shapes and step rules. No I/O is imported here."""

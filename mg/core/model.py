@@ -1,0 +1,112 @@
+"""The shapes of machines, events and ranges, as the core sees them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Direction(enum.StrEnum):
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+
+class Status(enum.StrEnum):
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    RETRYING = "retrying"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A cut of a machine's history (PROTOCOL section 2)."""
+
+    after: int | None = None
+    limit: int | None = None
+    direction: Direction = Direction.FORWARD
+
+
+WHOLE_HISTORY = Range()
+NO_HISTORY = Range(limit=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    data: Any
+    format_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    created_at: datetime
+    format_version: int | None
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """An armed timer, stored on the machine row.
+
+    ``set_by_version`` is the machine version of the step that set it; with ``fire_at`` it names
+    "the same timer", so a timer replaced or unset meanwhile is recognised when a claim fires.
+    """
+
+    fire_at: datetime
+    range: Range = WHOLE_HISTORY
+    handling_timeout: float | None = None
+    trace: str | None = None
+    set_by_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A scheduled retry of a failed-transiently timer or notification step."""
+
+    subject: str  # "timer" | "notification"
+    attempt: int  # attempts failed so far
+    next_at: datetime
+    first_failed_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MachineRecord:
+    """The machine row: everything about a machine but its history and tags."""
+
+    ns: str
+    id: str
+    version: int
+    status: Status
+    last_event_id: int
+    aux_state: Content | None
+    timer: Timer | None
+    created_at: datetime
+    updated_at: datetime
+    failure_reason: str | None = None
+    status_before_failure: Status | None = None
+    retry: Retry | None = None
+    incarnation: int = 0
+
+    @property
+    def wake_at(self) -> datetime | None:
+        """When a background loop must next act on this machine, if ever."""
+        if self.status is Status.WAITING and self.timer is not None:
+            return self.timer.fire_at
+        if self.status is Status.RETRYING and self.retry is not None:
+            return self.retry.next_at
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """A machine as read: its record, its tags and a cut of its history."""
+
+    record: MachineRecord
+    tags: tuple[str, ...]
+    history: tuple[Event, ...]
+    history_range: Range = WHOLE_HISTORY
+    first_event_id: int = field(default=1)

@@ -1,0 +1,195 @@
+"""The processor protocol (PROTOCOL section 4) as pure functions: the request mg sends and the
+reply it accepts. Anything in a reply that breaks the schema is a permanent failure."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mg.core.clock import format_time, parse_time
+from mg.core.model import Content, Machine, Range
+from mg.core.shapes import (
+    ShapeError,
+    check_machine_id,
+    content_value,
+    event_value,
+    is_int,
+    parse_content,
+    parse_range,
+    range_value,
+)
+
+
+class Kind(enum.StrEnum):
+    INIT = "init"
+    CALL = "call"
+    REPAIR = "repair"
+    TIMEOUT = "timeout"
+    NOTIFICATION = "notification"
+
+    @property
+    def is_signal(self) -> bool:
+        return self in (Kind.INIT, Kind.TIMEOUT, Kind.NOTIFICATION)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSpec:
+    """A ``timer.set`` action: exactly one of ``timeout`` (seconds) and ``deadline``."""
+
+    timeout: float | None
+    deadline: datetime | None
+    range: Range
+    handling_timeout: float | None
+
+
+class Unset(enum.Enum):
+    TIMER = "unset"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    response: Any = None
+    events: tuple[Content, ...] = ()
+    aux_state: Content | None = None  # None keeps the previous one
+    timer: TimerSpec | Unset | None = None  # None keeps the current timer
+    tag: str | None = None
+    remove: bool = False
+
+
+def machine_value(ns: str, machine_id: str, machine: Machine | None) -> dict[str, Any]:
+    """The ``machine`` member of a request; ``None`` is the empty machine of ``init``."""
+    if machine is None:
+        return {
+            "ns": ns,
+            "id": machine_id,
+            "history": [],
+            "history_range": range_value(Range()),
+            "aux_state": None,
+            "timer": None,
+            "tags": [],
+        }
+    timer = machine.record.timer
+    return {
+        "ns": ns,
+        "id": machine_id,
+        "history": [event_value(event) for event in machine.history],
+        "history_range": range_value(machine.history_range),
+        "aux_state": content_value(machine.record.aux_state),
+        "timer": format_time(timer.fire_at) if timer is not None else None,
+        "tags": list(machine.tags),
+    }
+
+
+def request_value(
+    kind: Kind, args: Any, ns: str, machine_id: str, machine: Machine | None
+) -> dict[str, Any]:
+    body: dict[str, Any]
+    if kind.is_signal:
+        body = {"kind": "signal", "signal": {"type": kind.value, "args": args}}
+    else:
+        body = {"kind": kind.value, "args": args}
+    body["machine"] = machine_value(ns, machine_id, machine)
+    return body
+
+
+def parse_reply(value: Any) -> Reply:
+    """A processor's ``200`` body, or ``ShapeError`` saying what is wrong with it."""
+    if not isinstance(value, dict):
+        raise ShapeError("the reply must be an object")
+    events_value = value.get("events")
+    events: tuple[Content, ...] = ()
+    if events_value is not None:
+        if not isinstance(events_value, list):
+            raise ShapeError("events must be a list")
+        events = tuple(
+            parse_content(item, f"events[{index}]") for index, item in enumerate(events_value)
+        )
+    aux_value = value.get("aux_state")
+    aux_state = parse_content(aux_value, "aux_state") if aux_value is not None else None
+    action = value.get("action")
+    timer: TimerSpec | Unset | None = None
+    tag: str | None = None
+    remove = False
+    if action is not None:
+        if not isinstance(action, dict):
+            raise ShapeError("action must be an object")
+        if action.get("timer") is not None:
+            timer = _parse_timer(action["timer"])
+        if action.get("tag") is not None:
+            tag = check_machine_id(action["tag"], "action.tag")
+        remove_value = action.get("remove", False)
+        if remove_value is None:
+            remove_value = False
+        if not isinstance(remove_value, bool):
+            raise ShapeError("action.remove must be a boolean")
+        remove = remove_value
+    return Reply(
+        response=value.get("response"),
+        events=events,
+        aux_state=aux_state,
+        timer=timer,
+        tag=tag,
+        remove=remove,
+    )
+
+
+def _parse_timer(value: Any) -> TimerSpec | Unset:
+    if not isinstance(value, dict):
+        raise ShapeError("action.timer must be an object")
+    if "unset" in value and "set" not in value:
+        if value["unset"] is not True:
+            raise ShapeError("action.timer.unset must be true")
+        return Unset.TIMER
+    spec = value.get("set")
+    if not isinstance(spec, dict):
+        raise ShapeError("action.timer must hold set or unset")
+    has_timeout = spec.get("timeout") is not None
+    has_deadline = spec.get("deadline") is not None
+    if has_timeout == has_deadline:
+        raise ShapeError("action.timer.set needs exactly one of timeout and deadline")
+    timeout: float | None = None
+    deadline: datetime | None = None
+    if has_timeout:
+        raw = spec["timeout"]
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
+            raise ShapeError("action.timer.set.timeout must be a non-negative number of seconds")
+        if raw > 10 * 365 * 86_400:
+            raise ShapeError("action.timer.set.timeout is more than ten years")
+        timeout = float(raw)
+    else:
+        try:
+            deadline = parse_time(spec["deadline"])
+        except (ValueError, OverflowError) as error:
+            raise ShapeError(f"action.timer.set.deadline: {error}") from error
+    handling = spec.get("handling_timeout")
+    if handling is not None and (
+        isinstance(handling, bool) or not isinstance(handling, int | float) or handling <= 0
+    ):
+        raise ShapeError("action.timer.set.handling_timeout must be a positive number of seconds")
+    return TimerSpec(
+        timeout=timeout,
+        deadline=deadline,
+        range=parse_range(spec.get("range"), "action.timer.set.range"),
+        handling_timeout=float(handling) if handling is not None else None,
+    )
+
+
+def parse_refusal(value: Any) -> Any | None:
+    """The reason of a ``422 {"error": "repair_failed", "reason": ...}`` answer, else None."""
+    if isinstance(value, dict) and value.get("error") == "repair_failed":
+        return value.get("reason")
+    return None
+
+
+__all__ = [
+    "Kind",
+    "Reply",
+    "TimerSpec",
+    "Unset",
+    "is_int",
+    "parse_refusal",
+    "parse_reply",
+    "request_value",
+]

@@ -1,0 +1,96 @@
+"""Reading and writing the contract's shared shapes (PROTOCOL section 2) as plain values.
+
+Both the client API and the processor protocol carry these shapes; parsing is strict about
+types and lenient about unknown keys, so newer peers can add fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mg.core.clock import format_time
+from mg.core.model import Content, Direction, Event, Range
+
+MAX_ID_BYTES = 1024
+
+
+class ShapeError(ValueError):
+    """A value that does not fit the contract's shape; the message says where."""
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_range(value: Any, where: str = "range") -> Range:
+    if value is None:
+        return Range()
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where} must be an object")
+    after = value.get("after")
+    limit = value.get("limit")
+    direction = value.get("direction", "forward")
+    if after is not None and not is_int(after):
+        raise ShapeError(f"{where}.after must be an integer or null")
+    if limit is not None and not is_int(limit):
+        raise ShapeError(f"{where}.limit must be an integer or null")
+    if limit is not None and limit < 0:
+        raise ShapeError(f"{where}.limit must not be negative")
+    if direction is None:
+        direction = "forward"
+    if direction not in ("forward", "backward"):
+        raise ShapeError(f'{where}.direction must be "forward" or "backward"')
+    return Range(after=after, limit=limit, direction=Direction(direction))
+
+
+def range_value(selection: Range) -> dict[str, Any]:
+    return {
+        "after": selection.after,
+        "limit": selection.limit,
+        "direction": selection.direction.value,
+    }
+
+
+def parse_content(value: Any, where: str) -> Content:
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where} must be an object with data and format_version")
+    if "data" not in value:
+        raise ShapeError(f"{where}.data is missing")
+    version = value.get("format_version")
+    if version is not None and not is_int(version):
+        raise ShapeError(f"{where}.format_version must be an integer or null")
+    if version is not None and not (-(2**31) <= version < 2**31):
+        raise ShapeError(f"{where}.format_version is out of range")
+    return Content(data=value["data"], format_version=version)
+
+
+def content_value(content: Content | None) -> dict[str, Any] | None:
+    if content is None:
+        return None
+    return {"data": content.data, "format_version": content.format_version}
+
+
+def event_value(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "created_at": format_time(event.created_at),
+        "format_version": event.format_version,
+        "data": event.data,
+    }
+
+
+def check_machine_id(value: Any, what: str = "id") -> str:
+    """A machine id or tag: a UTF-8 string of 1..1024 bytes."""
+    if not isinstance(value, str):
+        raise ShapeError(f"{what} must be a string")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        raise ShapeError(f"{what} is not valid UTF-8") from error
+    if size == 0:
+        raise ShapeError(f"{what} must not be empty")
+    if size > MAX_ID_BYTES:
+        raise ShapeError(f"{what} is {size} bytes long; the limit is {MAX_ID_BYTES}")
+    if "\x00" in value:
+        raise ShapeError(f"{what} must not contain NUL characters")
+    return value

@@ -1,0 +1,163 @@
+"""Step rules: (machine, processor reply, now) -> transition. Pure; storage commits the result
+in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from mg.core.clock import after
+from mg.core.model import Event, MachineRecord, Retry, Status, Timer
+from mg.core.processor_wire import Kind, Reply, TimerSpec, Unset
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Everything one step changes, committed together or not at all.
+
+    ``expected_version`` fences the commit: ``None`` means the machine must not exist yet
+    (start), otherwise the stored row must still have that version.
+    """
+
+    record: MachineRecord
+    expected_version: int | None
+    events: tuple[Event, ...] = ()
+    add_tag: str | None = None
+    remove: bool = False
+    consumed_notification: int | None = None
+
+
+def _timer_from(spec: TimerSpec, now: datetime, trace: str | None, version: int) -> Timer:
+    if spec.deadline is not None:
+        fire_at = spec.deadline
+    else:
+        fire_at = after(now, spec.timeout or 0.0)
+    return Timer(
+        fire_at=fire_at,
+        range=spec.range,
+        handling_timeout=spec.handling_timeout,
+        trace=trace,
+        set_by_version=version,
+    )
+
+
+def _events(reply: Reply, last_id: int, now: datetime) -> tuple[Event, ...]:
+    return tuple(
+        Event(id=last_id + offset, created_at=now, format_version=c.format_version, data=c.data)
+        for offset, c in enumerate(reply.events, start=1)
+    )
+
+
+def _next_timer(
+    current: Timer | None, kind: Kind, reply: Reply, now: datetime, trace: str | None, version: int
+) -> Timer | None:
+    if isinstance(reply.timer, TimerSpec):
+        return _timer_from(reply.timer, now, trace, version)
+    if reply.timer is Unset.TIMER:
+        return None
+    # No timer action keeps the timer, except after a timeout: the fired timer is cleared.
+    return None if kind is Kind.TIMEOUT else current
+
+
+def start(
+    ns: str, machine_id: str, reply: Reply, now: datetime, trace: str | None, incarnation: int
+) -> Transition:
+    """The first step: ``init`` succeeded, the machine comes into being at version 1."""
+    timer = _next_timer(None, Kind.INIT, reply, now, trace, 1)
+    record = MachineRecord(
+        ns=ns,
+        id=machine_id,
+        version=1,
+        status=Status.WAITING if timer is not None else Status.SLEEPING,
+        last_event_id=len(reply.events),
+        aux_state=reply.aux_state,
+        timer=timer,
+        created_at=now,
+        updated_at=now,
+        incarnation=incarnation,
+    )
+    return Transition(
+        record=record,
+        expected_version=None,
+        events=_events(reply, 0, now),
+        add_tag=reply.tag,
+        remove=reply.remove,
+    )
+
+
+def advance(
+    record: MachineRecord, kind: Kind, reply: Reply, now: datetime, trace: str | None
+) -> Transition:
+    """A successful call, repair, timeout or notification step."""
+    version = record.version + 1
+    timer = _next_timer(record.timer, kind, reply, now, trace, version)
+    events = _events(reply, record.last_event_id, now)
+    new = replace(
+        record,
+        version=version,
+        status=Status.WAITING if timer is not None else Status.SLEEPING,
+        last_event_id=record.last_event_id + len(events),
+        aux_state=reply.aux_state if reply.aux_state is not None else record.aux_state,
+        timer=timer,
+        updated_at=now,
+        failure_reason=None,
+        status_before_failure=None,
+        retry=None,
+    )
+    return Transition(
+        record=new,
+        expected_version=record.version,
+        events=events,
+        add_tag=reply.tag,
+        remove=reply.remove,
+    )
+
+
+def fail(record: MachineRecord, reason: str, now: datetime) -> Transition:
+    """The machine fails; its history, aux state and timer are kept for repair."""
+    before = record.status if record.status is not Status.FAILED else record.status_before_failure
+    if before is Status.RETRYING:
+        before = Status.WAITING if record.timer is not None else Status.SLEEPING
+    new = replace(
+        record,
+        version=record.version + 1,
+        status=Status.FAILED,
+        failure_reason=reason,
+        status_before_failure=before,
+        retry=None,
+        updated_at=now,
+    )
+    return Transition(record=new, expected_version=record.version)
+
+
+def schedule_retry(
+    record: MachineRecord, subject: str, reason: str, next_at: datetime, now: datetime
+) -> Transition:
+    """A timer or notification step failed transiently: try again at ``next_at``."""
+    previous = record.retry if record.retry and record.retry.subject == subject else None
+    retry = Retry(
+        subject=subject,
+        attempt=(previous.attempt if previous else 0) + 1,
+        next_at=next_at,
+        first_failed_at=previous.first_failed_at if previous else now,
+        reason=reason,
+    )
+    new = replace(
+        record, version=record.version + 1, status=Status.RETRYING, retry=retry, updated_at=now
+    )
+    return Transition(record=new, expected_version=record.version)
+
+
+def simple_repair(record: MachineRecord, now: datetime) -> Transition:
+    """Back to the status before the failure; a ``waiting`` machine's timer is re-armed."""
+    status = Status.WAITING if record.timer is not None else Status.SLEEPING
+    new = replace(
+        record,
+        version=record.version + 1,
+        status=status,
+        failure_reason=None,
+        status_before_failure=None,
+        retry=None,
+        updated_at=now,
+    )
+    return Transition(record=new, expected_version=record.version)

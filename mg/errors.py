@@ -1,0 +1,151 @@
+"""The error hierarchy shared by every layer.
+
+Three families, because a caller must react to each differently:
+
+- ``LogicError``: the answer to the request (the machine does not exist, is failed, ...).
+  Retrying the same request gives the same answer.
+- ``TransientError``: nothing was applied; the same request may succeed later.
+- ``DeadlineExceeded``: the deadline passed; the outcome is unknown.
+
+Each error carries its contract code (PROTOCOL.md section 3). The HTTP status of each code lives
+in exactly one table, in ``mg.api.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MgError(Exception):
+    """Base of every error mg reports to a client."""
+
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class LogicError(MgError):
+    """The request's answer; retrying it changes nothing."""
+
+
+class InvalidRequest(LogicError):
+    code = "invalid_request"
+
+
+class NamespaceNotFound(LogicError):
+    code = "namespace_not_found"
+
+
+class MachineNotFound(LogicError):
+    code = "machine_not_found"
+
+
+class SinkNotFound(LogicError):
+    code = "sink_not_found"
+
+
+class MachineAlreadyExists(LogicError):
+    code = "machine_already_exists"
+
+
+class MachineAlreadyWorking(LogicError):
+    code = "machine_already_working"
+
+
+class MachineFailed(LogicError):
+    code = "machine_failed"
+
+
+class PayloadTooLarge(LogicError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(LogicError):
+    code = "unsupported_media_type"
+
+
+class RepairFailed(LogicError):
+    """The processor refused a repair; ``details["reason"]`` is its reason value."""
+
+    code = "repair_failed"
+
+
+class Unauthorized(LogicError):
+    code = "unauthorized"
+
+
+class Forbidden(LogicError):
+    code = "forbidden"
+
+
+class RouteNotFound(LogicError):
+    code = "not_found"
+
+
+class MethodNotAllowed(LogicError):
+    code = "method_not_allowed"
+
+
+class TransientError(MgError):
+    """Nothing was applied; the same request may succeed later."""
+
+    code = "unavailable"
+
+
+class Unavailable(TransientError):
+    code = "unavailable"
+
+
+class Overloaded(TransientError):
+    """A queue limit was hit; nothing was done. ``retry_after`` is in seconds."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(MgError):
+    """The deadline passed; the outcome is unknown (it may yet be applied)."""
+
+    code = "deadline_exceeded"
+
+
+# Errors that never leave mg's inside as such: they are classified at the service boundary.
+
+
+class StorageUnavailable(Unavailable):
+    """Postgres could not be reached or failed transiently (connection lost, serialisation)."""
+
+
+class VersionConflict(Unavailable):
+    """The machine row changed under a step: this node lost its lock (fencing)."""
+
+
+class ProcessorTransientFailure(Unavailable):
+    """The processor was unreachable, answered 503, or did not answer in time."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class ProcessorPermanentFailure(LogicError):
+    """The processor answered another non-2xx status or a body that breaks the contract."""
+
+    code = "machine_failed"
+
+
+class TagConflict(LogicError):
+    """A step asked for a tag that another existing machine holds."""
+
+    code = "machine_failed"
+
+    def __init__(self, tag: str, holder: str) -> None:
+        super().__init__(f"tag {tag!r} is held by machine {holder!r}")
+        self.tag = tag
+        self.holder = holder

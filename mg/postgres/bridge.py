@@ -1,0 +1,81 @@
+"""The one door from trio to asyncpg.
+
+asyncpg is an asyncio library and mg runs on trio. Every database call goes through a
+``Bridge``: trio code hands it *work*, an asyncio coroutine function taking a connection, and the
+bridge runs that work as one coroutine on the asyncio side. Running a whole unit of work as one
+asyncio coroutine is what makes cancellation safe: when a trio caller is cancelled, the asyncio
+task is cancelled once, and its cleanup (rollback, release to the pool) runs to completion on the
+asyncio side instead of being cancelled with the caller.
+
+Two implementations share this interface (``database.bridge`` in the config):
+
+- ``thread`` (default): asyncpg on its own asyncio loop in a dedicated thread.
+- ``trio-asyncio``: asyncpg on a trio-asyncio loop inside the trio run.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+import asyncpg
+
+T = TypeVar("T")
+
+Work = Callable[[asyncpg.Connection], Awaitable[T]]
+"""An asyncio coroutine function run on the bridge's loop with a connection."""
+
+
+class Session(abc.ABC):
+    """A connection held across trio work (a step holds one across its processor call).
+
+    Work run through ``run`` executes on the asyncio side, one at a time, on the same connection.
+    When the session ends, by return or by cancellation, any open transaction is rolled back and
+    the connection goes back to the pool; that cleanup cannot be cancelled by the trio caller.
+    """
+
+    @abc.abstractmethod
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T: ...  # noqa: ASYNC109
+
+
+class Bridge(abc.ABC):
+    """A pool of asyncpg connections reachable from trio."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create the pool (and, for ``thread``, start the loop thread)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the pool and stop the loop; safe to call twice."""
+
+    @abc.abstractmethod
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:
+        """Run ``work`` on a pooled connection and release it.
+
+        ``timeout`` bounds the whole unit (acquire included); past it ``TimeoutError`` is raised
+        on the trio side and the asyncio task is cancelled. Errors raised by ``work`` come back
+        unchanged.
+        """
+
+    @abc.abstractmethod
+    def session(self, *, timeout: float | None = None) -> AbstractAsyncContextManager[Session]:
+        """Hold one pooled connection for the duration of the ``async with`` block.
+
+        ``timeout`` bounds acquiring the connection.
+        """
+
+    @abc.abstractmethod
+    def listen(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """LISTEN on ``channel`` over a dedicated connection (not from the pool).
+
+        Yields an async iterator of notification payloads. If the connection drops the iterator
+        raises ``ConnectionError``; the caller re-enters ``listen`` to re-establish it.
+        """
+
+    @property
+    @abc.abstractmethod
+    def pool_stats(self) -> dict[str, Any]:
+        """``size``, ``idle``, ``max`` of the pool, for metrics."""

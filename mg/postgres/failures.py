@@ -1,0 +1,35 @@
+"""Driver errors translated at the edge, by SQLSTATE class, keeping the cause."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from mg.errors import DeadlineExceeded, MgError, StorageUnavailable
+
+# SQLSTATE classes and codes that mean "the database is (transiently) not there for us":
+# 08 connection exception, 53 insufficient resources, 57P0x shutdown / cannot connect now,
+# 40001 serialisation failure, 40P01 deadlock (both retryable: nothing was applied).
+_TRANSIENT_CLASSES = ("08", "53", "58")
+_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01"}
+_LOCK_TIMEOUT = "55P03"
+_QUERY_CANCELED = "57014"
+
+
+def translate(error: BaseException, *, doing: str) -> MgError | None:
+    """The mg error for a driver or transport error, or ``None`` if it is a bug to surface."""
+    if isinstance(error, MgError):
+        return error
+    if isinstance(error, TimeoutError):
+        return DeadlineExceeded(f"the deadline passed while {doing}")
+    if isinstance(error, asyncpg.PostgresError):
+        state = getattr(error, "sqlstate", None) or ""
+        if state == _LOCK_TIMEOUT:
+            return DeadlineExceeded(f"the deadline passed while {doing} (lock wait)")
+        if state == _QUERY_CANCELED:
+            return DeadlineExceeded(f"the deadline passed while {doing} (query cancelled)")
+        if state in _TRANSIENT_CODES or state[:2] in _TRANSIENT_CLASSES:
+            return StorageUnavailable(f"storage unavailable while {doing}: {error}")
+        return None
+    if isinstance(error, asyncpg.InterfaceError | OSError | ConnectionError | EOFError):
+        return StorageUnavailable(f"storage unavailable while {doing}: {error}")
+    return None

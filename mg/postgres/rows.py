@@ -1,0 +1,107 @@
+"""Turning machine rows into core records and back. The column order of ``insert_machine`` and
+``update_machine`` (sql/queries/machines.sql) is defined here once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mg.core import values
+from mg.core.model import Content, Direction, Event, MachineRecord, Range, Retry, Status, Timer
+
+
+def record_from_row(row: Mapping[str, Any]) -> MachineRecord:
+    aux = row["aux_data"]
+    timer: Timer | None = None
+    if row["timer_fire_at"] is not None:
+        timer = Timer(
+            fire_at=row["timer_fire_at"],
+            range=Range(
+                after=row["timer_range_after"],
+                limit=row["timer_range_limit"],
+                direction=Direction(row["timer_range_direction"] or "forward"),
+            ),
+            handling_timeout=row["timer_handling_timeout"],
+            trace=row["timer_trace"],
+            set_by_version=row["timer_set_by_version"] or 0,
+        )
+    retry: Retry | None = None
+    if row["retry_subject"] is not None:
+        retry = Retry(
+            subject=row["retry_subject"],
+            attempt=row["retry_attempt"],
+            next_at=row["retry_next_at"],
+            first_failed_at=row["retry_first_failed_at"],
+            reason=row["retry_reason"] or "",
+        )
+    before = row["status_before_failure"]
+    return MachineRecord(
+        ns=row["ns"],
+        id=row["id"],
+        version=row["version"],
+        status=Status(row["status"]),
+        last_event_id=row["last_event_id"],
+        aux_state=(
+            Content(values.unpack(aux), row["aux_format_version"]) if aux is not None else None
+        ),
+        timer=timer,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        failure_reason=row["failure_reason"],
+        status_before_failure=Status(before) if before is not None else None,
+        retry=retry,
+        incarnation=row["incarnation"],
+    )
+
+
+def record_params(record: MachineRecord) -> tuple[Any, ...]:
+    """Parameters $1..$25 of ``insert_machine`` / ``update_machine``."""
+    timer = record.timer
+    retry = record.retry
+    aux = record.aux_state
+    return (
+        record.ns,
+        record.id,
+        record.incarnation,
+        record.version,
+        record.status.value,
+        record.last_event_id,
+        values.pack(aux.data) if aux is not None else None,
+        aux.format_version if aux is not None else None,
+        timer.fire_at if timer else None,
+        timer.range.after if timer else None,
+        timer.range.limit if timer else None,
+        timer.range.direction.value if timer else None,
+        timer.handling_timeout if timer else None,
+        timer.trace if timer else None,
+        timer.set_by_version if timer else None,
+        record.wake_at,
+        retry.subject if retry else None,
+        retry.attempt if retry else None,
+        retry.next_at if retry else None,
+        retry.first_failed_at if retry else None,
+        retry.reason if retry else None,
+        record.failure_reason,
+        record.status_before_failure.value if record.status_before_failure else None,
+        record.created_at,
+        record.updated_at,
+    )
+
+
+def event_from_row(row: Mapping[str, Any]) -> Event:
+    return Event(
+        id=row["event_id"],
+        created_at=row["created_at"],
+        format_version=row["format_version"],
+        data=values.unpack(row["data"]),
+    )
+
+
+def event_columns(events: Sequence[Event]) -> tuple[list[Any], list[Any], list[Any], list[bytes]]:
+    """Column arrays for the ``unnest`` inserts of events and outbox rows."""
+    return (
+        [event.id for event in events],
+        [event.created_at for event in events],
+        [event.format_version for event in events],
+        [values.pack(event.data) for event in events],
+    )

@@ -1,0 +1,80 @@
+"""What the service needs from the outside world. Adapters (``mg.postgres``,
+``mg.adapters``) implement these; the composition root (``mg.node``) picks them."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from mg.core.deadline import Deadline
+from mg.core.model import Machine, Range, Status
+from mg.core.processor_wire import Kind, Reply
+from mg.core.step import Transition
+from mg.settings import Namespace
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a step sees under the machine's lock: the machine, or ``None`` with the
+    incarnation a new machine of that id would get."""
+
+    machine: Machine | None
+    new_incarnation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRow:
+    id: str
+    status: Status
+    timer: datetime | None
+    updated_at: datetime
+
+
+class StepSession(Protocol):
+    """One step's transaction, holding the machine's cluster-wide lock until it ends."""
+
+    async def load(self, selection: Range) -> Loaded: ...
+
+    async def commit(self, transition: Transition, sinks: tuple[str, ...]) -> None:
+        """Write the transition and commit. Raises ``TagConflict`` before writing anything
+        (the session stays usable), ``VersionConflict``, ``StorageUnavailable`` (nothing
+        applied) or ``DeadlineExceeded`` (the commit's outcome is unknown)."""
+        ...
+
+    async def remove(self, sinks: tuple[str, ...]) -> None:
+        """Delete the machine, its events, tags, timer and notifications, and commit."""
+        ...
+
+
+class Storage(Protocol):
+    def step(
+        self, ns: str, machine_id: str, deadline: Deadline
+    ) -> AbstractAsyncContextManager[StepSession]: ...
+
+    async def get(self, ns: str, machine_id: str, selection: Range) -> Machine | None: ...
+
+    async def resolve_tag(self, ns: str, tag: str) -> str | None: ...
+
+    async def search(
+        self, ns: str, status: Status | None, after_id: str, limit: int
+    ) -> list[SearchRow]: ...
+
+    async def ping(self) -> None: ...
+
+
+class Processor(Protocol):
+    async def invoke(
+        self,
+        namespace: Namespace,
+        kind: Kind,
+        args: Any,
+        machine_id: str,
+        machine: Machine | None,
+        deadline: Deadline,
+        trace: str | None,
+    ) -> Reply:
+        """Raises ``ProcessorTransientFailure``, ``ProcessorPermanentFailure`` or, for a
+        repair, ``RepairFailed``."""
+        ...

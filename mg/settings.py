@@ -1,0 +1,326 @@
+"""The one typed, frozen settings object: the only reader of the config file and environment.
+
+Every key and its default is documented in ``mg.example.toml``; unknown keys are refused so a
+typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mg.core.clock import parse_duration
+
+
+class SettingsError(ValueError):
+    """The configuration is wrong; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a failed-transiently timer or notification step is retried.
+
+    ``exponential``: ``timeout * factor ** (attempt - 1)``, capped by ``max_timeout``;
+    ``linear``: ``timeout * attempt``, capped; ``intervals``: the listed delays in turn.
+    ``jitter`` (0..1) spreads each delay by up to that fraction either way.
+    """
+
+    type: str = "exponential"
+    max_retries: int | None = 10
+    factor: float = 2.0
+    timeout: float = 1.0
+    max_timeout: float = 1800.0
+    intervals: tuple[float, ...] = ()
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Modernizer:
+    url: str
+    current_format_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    processor_url: str
+    processor_encoding: str = "msgpack"
+    processor_max_connections: int = 100
+    default_processing_timeout: float = 30.0
+    timer_processing_timeout: float = 60.0
+    sinks: tuple[str, ...] = ()
+    timer_retries: RetryPolicy = RetryPolicy()
+    notification_retries: RetryPolicy = RetryPolicy()
+    modernizer: Modernizer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    data_dir: Path = Path("mg-data/postgres")
+    port: int = 0
+    user: str = "nobody"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    url: str | None = None
+    bridge: str = "thread"
+    pool_size: int = 32
+    connect_timeout: float = 10.0
+    commit_timeout: float = 5.0
+    embedded: Embedded = Embedded()
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8022
+    max_body_bytes: int = 4 * 1024 * 1024
+    graceful_timeout: float = 10.0
+    certfile: str | None = None
+    keyfile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_steps_in_flight: int = 24
+    max_queue_per_machine: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Logging:
+    format: str = "json"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: Server = Server()
+    database: Database = Database()
+    limits: Limits = Limits()
+    logging: Logging = Logging()
+    namespaces: Mapping[str, Namespace] = field(default_factory=dict)
+    sinks: tuple[str, ...] = ()
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+class _Table:
+    """A config table that remembers which keys were read, so leftovers can be refused."""
+
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"{where} must be a table")
+        self.data = data
+        self.where = where
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.seen.add(name)
+        return self.data.get(name, default)
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.get(name, {}), self.key(name))
+
+    def string(self, name: str, default: str | None) -> str | None:
+        value = self.get(name, default)
+        if value is not None and not isinstance(value, str):
+            raise SettingsError(f"{self.key(name)} must be a string")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise SettingsError(f"{self.key(name)} must be an integer >= {minimum}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise SettingsError(f"{self.key(name)} must be a non-negative number")
+        return float(value)
+
+    def duration(self, name: str, default: float) -> float:
+        value = self.get(name, default)
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            raise SettingsError(f"{self.key(name)}: {error}") from error
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.get(name, default)
+        if value not in choices:
+            raise SettingsError(f"{self.key(name)} must be one of {', '.join(choices)}")
+        return str(value)
+
+    def done(self) -> None:
+        extra = sorted(set(self.data) - self.seen)
+        if extra:
+            names = ", ".join(self.key(name) for name in extra)
+            raise SettingsError(f"unknown setting(s): {names}")
+
+
+def _retry(table: _Table) -> RetryPolicy:
+    kind = table.choice("type", "exponential", ("exponential", "linear", "intervals"))
+    max_retries = table.get("max_retries", 10)
+    if max_retries != "infinity" and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+    ):
+        raise SettingsError(f"{table.key('max_retries')} must be an integer or \"infinity\"")
+    raw_intervals = table.get("intervals", [])
+    if not isinstance(raw_intervals, list):
+        raise SettingsError(f"{table.key('intervals')} must be a list of durations")
+    try:
+        intervals = tuple(parse_duration(item) for item in raw_intervals)
+    except ValueError as error:
+        raise SettingsError(f"{table.key('intervals')}: {error}") from error
+    if kind == "intervals" and not intervals:
+        raise SettingsError(f"{table.key('intervals')} must not be empty for type intervals")
+    jitter = table.number("jitter", 0.0)
+    if jitter > 1:
+        raise SettingsError(f"{table.key('jitter')} must be between 0 and 1")
+    policy = RetryPolicy(
+        type=kind,
+        max_retries=None if max_retries == "infinity" else int(max_retries),
+        factor=table.number("factor", 2.0),
+        timeout=table.duration("timeout", 1.0),
+        max_timeout=table.duration("max_timeout", 1800.0),
+        intervals=intervals,
+        jitter=jitter,
+    )
+    table.done()
+    return policy
+
+
+def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
+    processor = table.table("processor")
+    url = processor.string("url", None)
+    if not url:
+        raise SettingsError(f"{processor.key('url')} is required")
+    encoding = processor.choice("encoding", "msgpack", ("msgpack", "json"))
+    max_connections = processor.integer("max_connections", 100, minimum=1)
+    processor.done()
+    retries = table.table("retries")
+    timer_retries = _retry(retries.table("timers"))
+    notification_retries = _retry(retries.table("notifications"))
+    retries.done()
+    subscribed = table.get("sinks", [])
+    if not isinstance(subscribed, list) or not all(isinstance(s, str) for s in subscribed):
+        raise SettingsError(f"{table.key('sinks')} must be a list of sink names")
+    for sink in subscribed:
+        if sink not in sinks:
+            raise SettingsError(f"{table.key('sinks')} names {sink!r}, which has no [sinks.{sink}]")
+    modernizer: Modernizer | None = None
+    if table.get("modernizer") is not None:
+        mod = table.table("modernizer")
+        mod_url = mod.string("url", None)
+        if not mod_url:
+            raise SettingsError(f"{mod.key('url')} is required")
+        modernizer = Modernizer(mod_url, mod.integer("current_format_version", 1, minimum=1))
+        mod.done()
+    namespace = Namespace(
+        name=name,
+        processor_url=url,
+        processor_encoding=encoding,
+        processor_max_connections=max_connections,
+        default_processing_timeout=table.duration("default_processing_timeout", 30.0),
+        timer_processing_timeout=table.duration("timer_processing_timeout", 60.0),
+        sinks=tuple(subscribed),
+        timer_retries=timer_retries,
+        notification_retries=notification_retries,
+        modernizer=modernizer,
+    )
+    table.done()
+    return namespace
+
+
+def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a parsed TOML document and the environment (``MG_DATABASE_URL``)."""
+    environ = os.environ if environ is None else environ
+    root = _Table(data, "")
+
+    server_table = root.table("server")
+    server = Server(
+        host=server_table.string("host", "127.0.0.1") or "127.0.0.1",
+        port=server_table.integer("port", 8022),
+        max_body_bytes=server_table.integer("max_body_bytes", 4 * 1024 * 1024, minimum=1),
+        graceful_timeout=server_table.duration("graceful_timeout", 10.0),
+        certfile=server_table.string("certfile", None),
+        keyfile=server_table.string("keyfile", None),
+    )
+    server_table.done()
+
+    db = root.table("database")
+    embedded_table = db.table("embedded")
+    embedded = Embedded(
+        data_dir=Path(embedded_table.string("data_dir", "mg-data/postgres") or "mg-data/postgres"),
+        port=embedded_table.integer("port", 0),
+        user=embedded_table.string("user", "nobody") or "nobody",
+    )
+    embedded_table.done()
+    database = Database(
+        url=environ.get("MG_DATABASE_URL") or db.string("url", None),
+        bridge=db.choice("bridge", "thread", ("thread", "trio-asyncio")),
+        pool_size=db.integer("pool_size", 32, minimum=2),
+        connect_timeout=db.duration("connect_timeout", 10.0),
+        commit_timeout=db.duration("commit_timeout", 5.0),
+        embedded=embedded,
+    )
+    db.done()
+
+    limits_table = root.table("limits")
+    limits = Limits(
+        max_steps_in_flight=limits_table.integer("max_steps_in_flight", 24, minimum=1),
+        max_queue_per_machine=limits_table.integer("max_queue_per_machine", 64, minimum=1),
+    )
+    limits_table.done()
+
+    logging_table = root.table("logging")
+    logging = Logging(
+        format=logging_table.choice("format", "json", ("json", "text")),
+        level=logging_table.choice("level", "info", ("debug", "info", "warning", "error")),
+    )
+    logging_table.done()
+
+    sinks_table = root.table("sinks")
+    sinks = tuple(sinks_table.data)
+    for sink in sinks:
+        sinks_table.table(sink).done()
+    sinks_table.done()
+
+    namespaces_table = root.table("namespaces")
+    namespaces = {
+        name: _namespace(name, namespaces_table.table(name), sinks) for name in namespaces_table.data
+    }
+    namespaces_table.done()
+    root.done()
+    return Settings(
+        server=server,
+        database=database,
+        limits=limits,
+        logging=logging,
+        namespaces=namespaces,
+        sinks=sinks,
+    )
+
+
+def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a TOML file (or defaults when ``path`` is None)."""
+    if path is None:
+        return from_mapping({}, environ)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise SettingsError(f"cannot read {path}: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path} is not valid TOML: {error}") from error
+    return from_mapping(data, environ)

@@ -1,0 +1,130 @@
+-- Named queries for machines, events and tags. Parameters are positional ($1, ...).
+
+-- name: set_lock_timeout
+-- Bounds the wait for the machine lock by the request's deadline (SET LOCAL: this transaction).
+SELECT set_config('lock_timeout', $1, true)
+
+-- name: lock_machine
+-- One step at a time per machine, cluster-wide: held until the step's transaction ends.
+SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 0))
+
+-- name: next_incarnation
+SELECT nextval('mg_incarnations')
+
+-- name: load_machine
+SELECT ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
+       timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
+       timer_handling_timeout, timer_trace, timer_set_by_version,
+       retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
+       failure_reason, status_before_failure, created_at, updated_at
+FROM mg_machines
+WHERE ns = $1 AND id = $2
+
+-- name: load_events_forward
+SELECT event_id, created_at, format_version, data
+FROM mg_events
+WHERE ns = $1 AND machine_id = $2 AND event_id BETWEEN $3 AND $4
+ORDER BY event_id
+
+-- name: load_events_backward
+SELECT event_id, created_at, format_version, data
+FROM mg_events
+WHERE ns = $1 AND machine_id = $2 AND event_id BETWEEN $3 AND $4
+ORDER BY event_id DESC
+
+-- name: load_tags
+SELECT tag FROM mg_tags WHERE ns = $1 AND machine_id = $2 ORDER BY tag
+
+-- name: resolve_tag
+SELECT machine_id FROM mg_tags WHERE ns = $1 AND tag = $2
+
+-- name: insert_machine
+INSERT INTO mg_machines (
+    ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
+    timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
+    timer_handling_timeout, timer_trace, timer_set_by_version, wake_at,
+    retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
+    failure_reason, status_before_failure, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24, $25)
+ON CONFLICT (ns, id) DO NOTHING
+RETURNING version
+
+-- name: update_machine
+-- The version check is the fence: a node that lost its lock can never overwrite.
+UPDATE mg_machines SET
+    incarnation = $3, version = $4, status = $5, last_event_id = $6, aux_data = $7,
+    aux_format_version = $8, timer_fire_at = $9, timer_range_after = $10,
+    timer_range_limit = $11, timer_range_direction = $12, timer_handling_timeout = $13,
+    timer_trace = $14, timer_set_by_version = $15, wake_at = $16, retry_subject = $17,
+    retry_attempt = $18, retry_next_at = $19, retry_first_failed_at = $20, retry_reason = $21,
+    failure_reason = $22, status_before_failure = $23, created_at = $24, updated_at = $25,
+    lease_owner = NULL, lease_until = NULL
+WHERE ns = $1 AND id = $2 AND version = $26
+RETURNING version
+
+-- name: insert_events
+INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)
+SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
+FROM unnest($3::bigint[], $4::timestamptz[], $5::integer[], $6::bytea[])
+    AS e(event_id, created_at, format_version, data)
+
+-- name: insert_outbox
+INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
+                            format_version, data)
+SELECT s.sink, $1, $2, $3, e.event_id, e.created_at, e.format_version, e.data
+FROM unnest($4::text[]) AS s(sink)
+CROSS JOIN unnest($5::bigint[], $6::timestamptz[], $7::integer[], $8::bytea[])
+    AS e(event_id, created_at, format_version, data)
+ORDER BY s.sink, e.event_id
+
+-- name: claim_tag
+-- DO NOTHING waits for a concurrent claim of the same tag to end, without aborting this
+-- transaction, so a conflict can still fail the machine in the same step.
+INSERT INTO mg_tags (ns, tag, machine_id) VALUES ($1, $2, $3)
+ON CONFLICT (ns, tag) DO NOTHING
+RETURNING machine_id
+
+-- name: delete_machine
+DELETE FROM mg_machines WHERE ns = $1 AND id = $2
+
+-- name: delete_events
+DELETE FROM mg_events WHERE ns = $1 AND machine_id = $2
+
+-- name: delete_tags
+DELETE FROM mg_tags WHERE ns = $1 AND machine_id = $2
+
+-- name: delete_notifications
+DELETE FROM mg_notifications WHERE ns = $1 AND machine_id = $2
+
+-- name: delete_notification
+DELETE FROM mg_notifications WHERE id = $1
+
+-- name: machine_exists
+SELECT EXISTS (SELECT 1 FROM mg_machines WHERE ns = $1 AND id = $2)
+
+-- name: search_machines
+-- Keyset pagination by id ('' before the first page: ids are never empty).
+SELECT id, status, timer_fire_at, updated_at
+FROM mg_machines
+WHERE ns = $1 AND id > $2
+ORDER BY id
+LIMIT $3
+
+-- name: search_machines_by_status
+SELECT id, status, timer_fire_at, updated_at
+FROM mg_machines
+WHERE ns = $1 AND status = $2 AND id > $3
+ORDER BY id
+LIMIT $4
+
+-- name: ping
+SELECT 1
+
+-- name: begin
+-- A step's transaction spans several bridge calls (the processor is called in between), so it
+-- is opened and closed by explicit statements rather than a client-side transaction block.
+BEGIN
+
+-- name: commit
+COMMIT

@@ -1,0 +1,53 @@
+"""The settings object: defaults, durations, and refusal of what is wrong."""
+
+from pathlib import Path
+
+import pytest
+
+from mg.settings import SettingsError, from_mapping, load
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "mg.example.toml"
+
+
+def test_the_example_config_loads() -> None:
+    settings = load(EXAMPLE, environ={})
+    assert "orders" in settings.namespaces
+    orders = settings.namespaces["orders"]
+    assert orders.default_processing_timeout == 30.0
+    assert orders.timer_retries.max_timeout == 1800.0
+    assert orders.sinks == ("main",)
+
+
+def test_defaults_without_a_file() -> None:
+    settings = from_mapping({}, environ={})
+    assert settings.server.port == 8022
+    assert settings.database.url is None
+    assert settings.database.bridge == "thread"
+
+
+def test_the_environment_gives_the_database_url() -> None:
+    settings = from_mapping({}, environ={"MG_DATABASE_URL": "postgresql://x/y"})
+    assert settings.database.url == "postgresql://x/y"
+
+
+def test_durations_have_units() -> None:
+    data = {"namespaces": {"a": {"processor": {"url": "http://x"}, "default_processing_timeout": "250ms"}}}
+    assert from_mapping(data, environ={}).namespaces["a"].default_processing_timeout == 0.25
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"server": {"prot": 1}}, "server.prot"),
+        ({"namespaces": {"a": {}}}, "processor.url"),
+        ({"namespaces": {"a": {"processor": {"url": "http://x"}, "sinks": ["nope"]}}}, "nope"),
+        (
+            {"namespaces": {"a": {"processor": {"url": "http://x"}, "default_processing_timeout": "30"}}},
+            "default_processing_timeout",
+        ),
+        ({"database": {"bridge": "psycopg"}}, "database.bridge"),
+    ],
+)
+def test_wrong_settings_name_the_key(data: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        from_mapping(data, environ={})
