@@ -29,7 +29,12 @@ def database_url(settings: Settings) -> Iterator[str]:
     embedded = settings.database.embedded
     server = EmbeddedPostgres(embedded.data_dir, port=embedded.port, user=embedded.user)
     url = server.start()
-    log.info("embedded Postgres is running at %s (data in %s)", url, embedded.data_dir)
+    log.info(
+        "embedded Postgres is running at %s (data in %s, log in %s)",
+        url,
+        server.data_dir,
+        server.log_file,
+    )
     try:
         yield url
     finally:

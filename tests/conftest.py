@@ -77,3 +77,6 @@ def postgres_server() -> Iterator[PostgresServer]:
 # --------------------------------------------------------------------------------------------
 # Per-test fixtures: add them below this line
 # --------------------------------------------------------------------------------------------
+
+# Databases per test, the fake processor and mg nodes live in tests/support/cluster.py.
+pytest_plugins = ["tests.support.cluster"]

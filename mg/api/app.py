@@ -87,7 +87,13 @@ def create_app(service: MachineService, *, max_body_bytes: int) -> QuartTrio:
             mapped = PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
         else:
             mapped = InvalidRequest(error.description or str(error))
-        return _respond(errors.status_of(mapped), errors.error_body(mapped), media, request_id, {})
+        return _respond(
+            errors.status_of(mapped),
+            errors.error_body(mapped),
+            media,
+            request_id,
+            errors.error_headers(mapped),
+        )
 
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mg.errors import MgError, Overloaded
+from mg.errors import MgError, Overloaded, PayloadTooLarge
 
 STATUS_OF_CODE: dict[str, int] = {
     "invalid_request": 400,
@@ -41,4 +41,7 @@ def error_body(error: MgError) -> dict[str, Any]:
 def error_headers(error: MgError) -> dict[str, str]:
     if isinstance(error, Overloaded):
         return {"Retry-After": str(max(1, round(error.retry_after)))}
+    if isinstance(error, PayloadTooLarge):
+        # The rest of the body was never read: the connection cannot carry another request.
+        return {"Connection": "close"}
     return {}

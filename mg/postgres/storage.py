@@ -106,7 +106,8 @@ class PostgresStep:
 
     async def load(self, selection: Range) -> Loaded:
         ns, machine_id = self._ns, self._id
-        lock_ms = max(1, int(self._deadline.remaining() * 1000))
+        # Postgres takes at most INT_MAX milliseconds; a longer deadline waits that long.
+        lock_ms = min(max(1, int(self._deadline.remaining() * 1000)), 2**31 - 1)
 
         async def work(conn: asyncpg.Connection) -> Loaded:
             await conn.execute(query("begin"))

@@ -68,9 +68,12 @@ def encode_cursor(last_id: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8")
+        found = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8")
+        if not found or encode_cursor(found) != cursor:
+            raise ValueError("not a cursor")
     except (binascii.Error, UnicodeError, ValueError) as error:
         raise InvalidRequest("cursor is not one this service issued") from error
+    return found
 
 
 class MachineService:
