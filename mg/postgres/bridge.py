@@ -11,6 +11,17 @@ Two implementations share this interface (``database.bridge`` in the config):
 
 - ``thread`` (default): asyncpg on its own asyncio loop in a dedicated thread.
 - ``trio-asyncio``: asyncpg on a trio-asyncio loop inside the trio run.
+
+``mg.postgres.bridges.make_bridge(kind, dsn, **options)`` builds either.
+
+Cancellation contract: a trio caller cancelled during ``run`` (or ``Session.run``) gets
+``trio.Cancelled`` only once the asyncio task has finished unwinding, so when the call has
+returned, its transaction is rolled back and its transaction-level locks are free. That wait is
+bounded by the bridge's ``release_timeout`` (a connection that cannot be cleaned up in time is
+terminated, never reused), provided ``work`` itself lets ``asyncio.CancelledError`` through.
+If the work had already completed when the cancel arrived, its result is returned instead and
+trio raises ``Cancelled`` at the caller's next checkpoint. Calls on a closed bridge, and calls
+still running when it is closed, raise ``trio.ClosedResourceError``.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import asyncpg
 
@@ -41,7 +52,17 @@ class Session(abc.ABC):
 
 
 class Bridge(abc.ABC):
-    """A pool of asyncpg connections reachable from trio."""
+    """A pool of asyncpg connections reachable from trio.
+
+    Use ``open()``/``close()`` or ``async with bridge:``; either works from any trio task.
+    """
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -52,7 +73,7 @@ class Bridge(abc.ABC):
         """Close the pool and stop the loop; safe to call twice."""
 
     @abc.abstractmethod
-    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109
         """Run ``work`` on a pooled connection and release it.
 
         ``timeout`` bounds the whole unit (acquire included); past it ``TimeoutError`` is raised

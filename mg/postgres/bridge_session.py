@@ -1,0 +1,106 @@
+"""A bridge session on the asyncio side: one task holds the connection, work items take turns.
+
+Shared by both bridges through ``AsyncioPoolBridge``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+
+import asyncpg
+import trio
+
+from mg.postgres.bridge import Session, Work
+
+if TYPE_CHECKING:  # generic in the stubs only
+    from asyncpg.pool import PoolConnectionProxy
+
+    Pooled: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+
+T = TypeVar("T")
+
+
+class SessionOwner:
+    """The asyncio task that holds a session's connection from acquire to release.
+
+    Work items run in their callers' (cancellable) tasks, one at a time under ``_lock``. The owner
+    itself is never cancelled by trio, only told to finish, so rolling back and releasing cannot
+    be interrupted by the caller.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout: float | None,
+        give_back: Callable[[Pooled], Awaitable[None]],
+    ) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+        self._give_back = give_back
+        self._lock = asyncio.Lock()
+        self._conn: Pooled | None = None
+        self._finish: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        acquired: asyncio.Future[None] = loop.create_future()
+        self._finish = asyncio.Event()
+        self._task = loop.create_task(self._hold(acquired, self._finish))
+        try:
+            # Shielded so that cancelling start() does not cancel the future the owner sets.
+            await asyncio.shield(acquired)
+        except asyncio.CancelledError:
+            # Whether it is still acquiring or already holding, the owner's own cleanup runs.
+            self._task.cancel()
+            await asyncio.wait([self._task])
+            raise
+
+    async def _hold(self, acquired: asyncio.Future[None], finish: asyncio.Event) -> None:
+        try:
+            async with asyncio.timeout(self._acquire_timeout):
+                conn = await self._pool.acquire()
+        except Exception as error:
+            # Reported once, through start(); the task itself ends quietly.
+            acquired.set_exception(error)
+            return
+        except BaseException:
+            acquired.cancel()
+            raise
+        self._conn = conn
+        acquired.set_result(None)
+        try:
+            await finish.wait()
+        finally:
+            async with self._lock:  # lets a work item that is being cancelled unwind first
+                self._conn = None
+                await self._give_back(conn)
+
+    async def execute(self, work: Work[T], limit: float | None) -> T:
+        async with self._lock:
+            if self._conn is None:
+                raise trio.ClosedResourceError("the session has ended")
+            async with asyncio.timeout(limit):
+                # The proxy forwards every Connection method; the stubs do not relate the two.
+                return await work(cast(asyncpg.Connection, self._conn))
+
+    async def finish(self) -> None:
+        if self._finish is not None and self._task is not None:
+            self._finish.set()
+            await asyncio.wait([self._task])
+
+
+class BridgeSession(Session):
+    """The trio face of a ``SessionOwner``; ``call`` is the bridge's crossing to its loop."""
+
+    def __init__(
+        self, owner: SessionOwner, call: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]
+    ) -> None:
+        self._owner = owner
+        self._call = call
+
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109
+        result: T = await self._call(self._owner.execute(work, timeout))
+        return result

@@ -1,0 +1,27 @@
+"""Choosing a bridge by name (``database.bridge`` in the config)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mg.postgres.bridge import Bridge
+
+BRIDGE_KINDS = ("thread", "trio-asyncio")
+
+
+def make_bridge(kind: str, dsn: str, **options: Any) -> Bridge:
+    """Build (not open) a bridge: ``"thread"`` (default) or ``"trio-asyncio"``.
+
+    ``options`` go to the constructor: ``min_size``, ``max_size``, ``connect_timeout``,
+    ``release_timeout``, ``reset`` (``"cheap"`` or ``"full"``).
+    """
+    # Imported on demand so that choosing one bridge never loads the other's machinery.
+    if kind == "thread":
+        from mg.postgres.thread_bridge import ThreadLoopBridge
+
+        return ThreadLoopBridge(dsn, **options)
+    if kind == "trio-asyncio":
+        from mg.postgres.trio_asyncio_bridge import TrioAsyncioBridge
+
+        return TrioAsyncioBridge(dsn, **options)
+    raise ValueError(f"unknown Postgres bridge {kind!r}; expected one of {', '.join(BRIDGE_KINDS)}")
