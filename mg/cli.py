@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"mg: bad configuration: {error}", file=sys.stderr)
         return 2
-    configure_logging(getattr(args, "log_format", None) or settings.logging.format, settings.logging.level)
+    configure_logging(
+        getattr(args, "log_format", None) or settings.logging.format, settings.logging.level
+    )
     with database_url(settings) as url:
         if args.command == "serve":
             trio.run(_serve, settings, url)

@@ -174,7 +174,7 @@ def _retry(table: _Table) -> RetryPolicy:
     if max_retries != "infinity" and (
         isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
     ):
-        raise SettingsError(f"{table.key('max_retries')} must be an integer or \"infinity\"")
+        raise SettingsError(f'{table.key("max_retries")} must be an integer or "infinity"')
     raw_intervals = table.get("intervals", [])
     if not isinstance(raw_intervals, list):
         raise SettingsError(f"{table.key('intervals')} must be a list of durations")
@@ -298,7 +298,8 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
 
     namespaces_table = root.table("namespaces")
     namespaces = {
-        name: _namespace(name, namespaces_table.table(name), sinks) for name in namespaces_table.data
+        name: _namespace(name, namespaces_table.table(name), sinks)
+        for name in namespaces_table.data
     }
     namespaces_table.done()
     root.done()

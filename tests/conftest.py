@@ -65,8 +65,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         return
     base = Path(tempfile.mkdtemp(prefix="mg-test-postgres-"))
     base.chmod(0o755)  # reachable by the unprivileged user the server runs as under root
-    pg = EmbeddedPostgres(base / "data", settings={
-        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+    pg = EmbeddedPostgres(
+        base / "data",
+        settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+    )
     try:
         with pg:
             yield PostgresServer(pg.url("postgres"), pg.bin_dir)

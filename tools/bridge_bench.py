@@ -82,8 +82,9 @@ async def _drive_trio(run: Callable[[], Awaitable[None]], count: int, concurrenc
 
 
 async def bench_bridge(kind: str, reset: str, dsn: str, count: int, concurrency: int) -> float:
-    bridge = make_bridge(kind, dsn, min_size=concurrency, max_size=concurrency,
-                         connect_timeout=10, reset=reset)
+    bridge = make_bridge(
+        kind, dsn, min_size=concurrency, max_size=concurrency, connect_timeout=10, reset=reset
+    )
     await bridge.open()
     try:
         await _drive_trio(lambda: bridge.run(step), max(50, count // 10), concurrency)  # warm-up
@@ -97,8 +98,12 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 async def bench_asyncio(reset: str, dsn: str, count: int, concurrency: int) -> float:
-    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency,
-                                     reset=_no_reset if reset == "cheap" else None)
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=concurrency,
+        max_size=concurrency,
+        reset=_no_reset if reset == "cheap" else None,
+    )
 
     async def once() -> None:
         async with pool.acquire() as conn:
@@ -135,9 +140,19 @@ def measure(client: str, dsn: str, count: int, concurrency: int) -> float:
     """One measurement in a fresh interpreter: ``import trio_asyncio`` patches asyncio for the
     rest of a process, which would tax every client measured after it."""
     done = subprocess.run(
-        [sys.executable, __file__, "--dsn", dsn, "--transactions", str(count),
-         "--measure", f"{client}@{concurrency}"],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--dsn",
+            dsn,
+            "--transactions",
+            str(count),
+            "--measure",
+            f"{client}@{concurrency}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return float(done.stdout.strip())
 
@@ -168,7 +183,7 @@ def main() -> int:
     parser.add_argument(
         "--clients",
         default="asyncio/full,asyncio/cheap,thread/cheap,thread/full,trio-asyncio/cheap,"
-                "trio-asyncio/full",
+        "trio-asyncio/full",
         help="KIND/RESET pairs; kind 'asyncio' is asyncpg with no bridge, reset 'cheap' or 'full'",
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # CLIENT@CONCURRENCY, internal
@@ -196,15 +211,21 @@ def main() -> int:
                     for client in clients:
                         tps = measure(client, dsn, args.transactions, level)
                         rounds.setdefault((client, level), []).append(tps)
-                        print(f"round {r + 1} {client:20} c={level:<3} {tps:8.0f} tx/s",
-                              file=sys.stderr)
+                        print(
+                            f"round {r + 1} {client:20} c={level:<3} {tps:8.0f} tx/s",
+                            file=sys.stderr,
+                        )
         finally:
             if server is not None:
                 server.stop()
 
     results = [
-        {"client": client, "concurrency": level, "tx_per_s": round(statistics.median(v)),
-         "rounds": [round(x) for x in v]}
+        {
+            "client": client,
+            "concurrency": level,
+            "tx_per_s": round(statistics.median(v)),
+            "rounds": [round(x) for x in v],
+        }
         for (client, level), v in rounds.items()
     ]
     print(f"\n{'client':22}" + "".join(f"{'c=' + str(c):>9}" for c in levels))
@@ -213,11 +234,15 @@ def main() -> int:
         print(f"{client:22}" + "".join(f"{x:9.0f}" for x in cells))
     report = {
         "shape": "advisory xact lock, select for update, insert event, update machine, "
-                 "insert outbox (one transaction)",
+        "insert outbox (one transaction)",
         "conditions": {
-            **facts, "embedded": args.dsn is None, "cpus": os.cpu_count(),
-            "python": platform.python_version(), "asyncpg": asyncpg.__version__,
-            "transactions_per_measurement": args.transactions, "rounds": args.rounds,
+            **facts,
+            "embedded": args.dsn is None,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "asyncpg": asyncpg.__version__,
+            "transactions_per_measurement": args.transactions,
+            "rounds": args.rounds,
             "pool_size": "equal to the concurrency",
         },
         "results": results,

@@ -83,7 +83,9 @@ class HttpProcessor:
     ) -> Reply:
         remaining = deadline.remaining()
         if remaining <= 0:
-            raise ProcessorTransientFailure("the deadline passed before the processor call", timed_out=True)
+            raise ProcessorTransientFailure(
+                "the deadline passed before the processor call", timed_out=True
+            )
         body, media = _encode(
             request_value(kind, args, namespace.name, machine_id, machine),
             namespace.processor_encoding,
@@ -123,7 +125,9 @@ class HttpProcessor:
             except (ShapeError, ValueError):
                 refusal = None
             if isinstance(refusal, dict) and refusal.get("error") == "repair_failed":
-                raise RepairFailed("the processor refused the repair", reason=parse_refusal(refusal))
+                raise RepairFailed(
+                    "the processor refused the repair", reason=parse_refusal(refusal)
+                )
         if not 200 <= status < 300:
             raise ProcessorPermanentFailure(
                 f"the processor answered {status}: {_excerpt(response)}"

@@ -20,7 +20,9 @@ log = logging.getLogger("mg.api")
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def _respond(status: int, body: Any, media: str, request_id: str, headers: dict[str, str]) -> Response:
+def _respond(
+    status: int, body: Any, media: str, request_id: str, headers: dict[str, str]
+) -> Response:
     response = Response(
         b"" if status == 204 else bodies.encode(body, media),
         status=status,
@@ -46,7 +48,7 @@ def create_app(service: MachineService, *, max_body_bytes: int) -> QuartTrio:
             segments = routes.split_path(request.scope.get("raw_path") or request.path.encode())
             route, params = routes.find(request.method, segments)
             try:
-                data = await request.get_data(cache=False)
+                data = await request.get_data(cache=False, as_text=False, parse_form_data=False)
             except RequestEntityTooLarge as error:
                 raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes") from error
             body = bodies.decode(data, request.headers.get("content-type"))

@@ -50,10 +50,13 @@ def decode(data: bytes, content_type: str | None) -> dict[str, Any]:
             raise UnsupportedMediaType(f"unsupported content type {content_type!r}")
         return {}
     if media is None:
-        raise UnsupportedMediaType("a body needs Content-Type application/json or application/msgpack")
+        raise UnsupportedMediaType(
+            "a body needs Content-Type application/json or application/msgpack"
+        )
     if media == "":
         raise UnsupportedMediaType(
-            f"unsupported content type {content_type!r}; use application/json or application/msgpack"
+            f"unsupported content type {content_type!r}; "
+            "use application/json or application/msgpack"
         )
     try:
         if media == MSGPACK:

@@ -11,10 +11,10 @@ from urllib.parse import unquote
 
 from mg.api import requests
 from mg.core.clock import format_time
+from mg.core.deadline import Deadline
 from mg.core.model import Machine
 from mg.core.shapes import content_value, event_value, range_value
 from mg.core.trace import TraceContext
-from mg.core.deadline import Deadline
 from mg.errors import InvalidRequest, MethodNotAllowed, RouteNotFound
 from mg.service.machines import MachineService, Ref
 
@@ -39,7 +39,9 @@ class Call:
 
     def deadline(self) -> Deadline:
         ns = self.params["ns"]
-        return requests.deadline(self.headers, self.service.namespace(ns).default_processing_timeout)
+        return requests.deadline(
+            self.headers, self.service.namespace(ns).default_processing_timeout
+        )
 
 
 @dataclass(frozen=True, slots=True)

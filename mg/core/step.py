@@ -28,10 +28,7 @@ class Transition:
 
 
 def _timer_from(spec: TimerSpec, now: datetime, trace: str | None, version: int) -> Timer:
-    if spec.deadline is not None:
-        fire_at = spec.deadline
-    else:
-        fire_at = after(now, spec.timeout or 0.0)
+    fire_at = spec.deadline if spec.deadline is not None else after(now, spec.timeout or 0.0)
     return Timer(
         fire_at=fire_at,
         range=spec.range,

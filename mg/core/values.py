@@ -23,7 +23,8 @@ class ValueRejected(ValueError):
 
 def pack(value: Any) -> bytes:
     """The canonical MessagePack encoding of ``value``."""
-    return msgpack.packb(value)
+    packed: bytes = msgpack.packb(value)
+    return packed
 
 
 def unpack(data: bytes) -> Any:
@@ -46,8 +47,10 @@ def check(value: Any, depth: int = 0) -> None:
     if depth > 100:
         raise ValueRejected("value nested deeper than 100 levels")
     if value is None or isinstance(value, bool | int | float | str | bytes):
-        if isinstance(value, int) and not isinstance(value, bool) and not (
-            -(2**63) <= value < 2**64
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not (-(2**63) <= value < 2**64)
         ):
             raise ValueRejected("integer out of the 64-bit range")
         return

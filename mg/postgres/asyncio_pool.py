@@ -177,7 +177,7 @@ class AsyncioPoolBridge(Bridge):
             with contextlib.suppress(trio.ClosedResourceError):
                 await self._call(coro)
 
-    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:
         return await self._call(self._unit(work, timeout))
 
     @asynccontextmanager

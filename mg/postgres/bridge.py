@@ -48,7 +48,7 @@ class Session(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def run(self, work: Work[T], *, timeout: float | None = None) -> T: ...  # noqa: ASYNC109
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T: ...
 
 
 class Bridge(abc.ABC):
@@ -73,7 +73,7 @@ class Bridge(abc.ABC):
         """Close the pool and stop the loop; safe to call twice."""
 
     @abc.abstractmethod
-    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:
         """Run ``work`` on a pooled connection and release it.
 
         ``timeout`` bounds the whole unit (acquire included); past it ``TimeoutError`` is raised

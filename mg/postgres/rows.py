@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+import asyncpg
 
 from mg.core import values
 from mg.core.model import Content, Direction, Event, MachineRecord, Range, Retry, Status, Timer
 
 
-def record_from_row(row: Mapping[str, Any]) -> MachineRecord:
+def record_from_row(row: asyncpg.Record) -> MachineRecord:
     aux = row["aux_data"]
     timer: Timer | None = None
     if row["timer_fire_at"] is not None:
@@ -88,7 +90,7 @@ def record_params(record: MachineRecord) -> tuple[Any, ...]:
     )
 
 
-def event_from_row(row: Mapping[str, Any]) -> Event:
+def event_from_row(row: asyncpg.Record) -> Event:
     return Event(
         id=row["event_id"],
         created_at=row["created_at"],

@@ -14,7 +14,7 @@ from typing import TypeVar
 import asyncpg
 
 from mg.core.deadline import Deadline
-from mg.core.model import Direction, Machine, MachineRecord, Range, Status
+from mg.core.model import Direction, Event, Machine, MachineRecord, Range, Status
 from mg.core.ranges import select_span
 from mg.core.step import Transition
 from mg.errors import (
@@ -44,13 +44,11 @@ async def _read_machine(
         return None
     record = rows.record_from_row(row)
     tags = tuple(r["tag"] for r in await conn.fetch(query("load_tags"), ns, machine_id))
-    history = ()
+    history: tuple[Event, ...] = ()
     span = select_span(selection, 1, record.last_event_id)
     if span is not None:
         name = (
-            "load_events_forward"
-            if span.direction is Direction.FORWARD
-            else "load_events_backward"
+            "load_events_forward" if span.direction is Direction.FORWARD else "load_events_backward"
         )
         found = await conn.fetch(query(name), ns, machine_id, span.low, span.high)
         history = tuple(rows.event_from_row(r) for r in found)
@@ -131,11 +129,16 @@ class PostgresStep:
                     query("claim_tag"), record.ns, transition.add_tag, record.id
                 )
                 if holder is None:
-                    holder = await conn.fetchval(query("resolve_tag"), record.ns, transition.add_tag)
+                    holder = await conn.fetchval(
+                        query("resolve_tag"), record.ns, transition.add_tag
+                    )
                     if holder is not None and holder != record.id:
                         raise TagConflict(transition.add_tag, holder)
             if transition.expected_version is None:
-                if await conn.fetchval(query("insert_machine"), *rows.record_params(record)) is None:
+                if (
+                    await conn.fetchval(query("insert_machine"), *rows.record_params(record))
+                    is None
+                ):
                     raise MachineAlreadyExists(f"machine {record.id!r} already exists")
             else:
                 done = await conn.fetchval(
@@ -147,7 +150,10 @@ class PostgresStep:
                     raise VersionConflict(f"machine {record.id!r} changed under this step")
             if transition.events:
                 await conn.execute(
-                    query("insert_events"), record.ns, record.id, *rows.event_columns(transition.events)
+                    query("insert_events"),
+                    record.ns,
+                    record.id,
+                    *rows.event_columns(transition.events),
                 )
             await _write_outbox(conn, record, transition, sinks)
             if transition.consumed_notification is not None:

@@ -49,7 +49,9 @@ class MachineLocks:
             with trio.move_on_after(max(deadline.remaining(), 0)) as scope:
                 await entry.lock.acquire()
             if scope.cancelled_caught:
-                raise DeadlineExceeded("the deadline passed while queued behind this machine's steps")
+                raise DeadlineExceeded(
+                    "the deadline passed while queued behind this machine's steps"
+                )
             try:
                 yield
             finally:

@@ -39,7 +39,7 @@ from mg.errors import (
     TransientError,
 )
 from mg.service.locks import MachineLocks
-from mg.service.ports import Processor, SearchRow, Storage, StepSession
+from mg.service.ports import Processor, SearchRow, StepSession, Storage
 from mg.settings import Namespace, Settings
 
 MAX_SEARCH_LIMIT = 1000
@@ -168,12 +168,24 @@ class MachineService:
         await self._run(ns, machine_id, Kind.INIT, deadline, body)
 
     async def call(
-        self, ns: str, ref: Ref, args: Any, selection: Range, deadline: Deadline, trace: TraceContext
+        self,
+        ns: str,
+        ref: Ref,
+        args: Any,
+        selection: Range,
+        deadline: Deadline,
+        trace: TraceContext,
     ) -> Any:
         return await self._processed(ns, ref, Kind.CALL, args, selection, deadline, trace)
 
     async def repair(
-        self, ns: str, ref: Ref, args: Any, selection: Range, deadline: Deadline, trace: TraceContext
+        self,
+        ns: str,
+        ref: Ref,
+        args: Any,
+        selection: Range,
+        deadline: Deadline,
+        trace: TraceContext,
     ) -> Any:
         return await self._processed(ns, ref, Kind.REPAIR, args, selection, deadline, trace)
 

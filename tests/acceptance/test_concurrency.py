@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+import trio.lowlevel
 
 from mg.node import Node
 from tests.support.api import Api, body
@@ -59,7 +60,7 @@ async def test_readers_see_a_thousand_event_step_whole_or_not_at_all(
                 reads.append(None)
             else:
                 reads.append([e["id"] for e in body(answer)["history"]])
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as nursery:
         for _ in range(50):

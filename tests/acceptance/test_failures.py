@@ -125,7 +125,9 @@ async def test_processor_too_slow_for_the_deadline_changes_nothing(
     assert sent.endswith("Z")
 
 
-async def test_processor_unreachable_is_unavailable(nodes: object, processor: FakeProcessor) -> None:
+async def test_processor_unreachable_is_unavailable(
+    nodes: object, processor: FakeProcessor
+) -> None:
     # A port nothing listens on: bind one and close it again.
     sock = trio.socket.socket()
     await sock.bind(("127.0.0.1", 0))

@@ -63,7 +63,9 @@ async def test_aux_state_is_replaced_by_a_step_and_kept_when_absent(
     assert processor.seen[-1].machine["aux_state"] == {"data": {"n": 2}, "format_version": 4}
 
 
-async def test_a_timer_set_by_a_step_is_stored_and_shown(api: Api, processor: FakeProcessor) -> None:
+async def test_a_timer_set_by_a_step_is_stored_and_shown(
+    api: Api, processor: FakeProcessor
+) -> None:
     async def behaviour(seen: Seen) -> Answer:
         if seen.kind == "init":
             return Answer(body={"action": {"timer": {"set": {"timeout": 3600}}}})
@@ -108,7 +110,9 @@ async def test_a_remove_action_removes_the_machine_after_the_step(
 ) -> None:
     async def behaviour(seen: Seen) -> Answer:
         if seen.kind == "call":
-            return Answer(body={"response": "bye", "events": [{"data": "last"}], "action": {"remove": True}})
+            return Answer(
+                body={"response": "bye", "events": [{"data": "last"}], "action": {"remove": True}}
+            )
         return Answer(body={"action": {"tag": "t1"}})
 
     processor.behaviour = behaviour

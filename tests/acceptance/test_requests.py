@@ -67,7 +67,11 @@ async def test_a_bad_query_is_invalid_request(api: Api) -> None:
 async def test_unknown_namespace(api: Api) -> None:
     api_other = Api(str(api.http.base_url), ns="nope")
     try:
-        for answer in (await api_other.start("m1"), await api_other.get("m1"), await api_other.search()):
+        for answer in (
+            await api_other.start("m1"),
+            await api_other.get("m1"),
+            await api_other.search(),
+        ):
             assert answer.status_code == 404
             assert body(answer)["error"] == "namespace_not_found"
     finally:
@@ -92,7 +96,9 @@ async def test_msgpack_round_trip_with_binary_data(api: Api, processor: FakeProc
         assert started.headers["content-type"].startswith("application/msgpack")
         answer = await client.call("m1", value)
         assert msgpack.unpackb(answer.content, raw=False) == {"response": value}
-        got = await client.http.get(api.machine_path("m1"), headers={"accept": "application/msgpack"})
+        got = await client.http.get(
+            api.machine_path("m1"), headers={"accept": "application/msgpack"}
+        )
         machine = msgpack.unpackb(got.content, raw=False)
         assert machine["history"][0]["data"] == value
         # The processor received real binary, not base64 text.
@@ -105,9 +111,7 @@ async def test_msgpack_round_trip_with_binary_data(api: Api, processor: FakeProc
 
 
 async def test_json_base64_means_binary(api: Api, processor: FakeProcessor) -> None:
-    await api.http.post(
-        api.machine_path("m1") + "/start", json={"args": {"$base64": "AAH/"}}
-    )
+    await api.http.post(api.machine_path("m1") + "/start", json={"args": {"$base64": "AAH/"}})
     assert processor.seen[-1].body["signal"]["args"] == b"\x00\x01\xff"
 
 

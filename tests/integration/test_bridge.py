@@ -61,8 +61,9 @@ def app_name() -> str:
 async def bridge(kind: str, bridge_dsn: str, app_name: str) -> AsyncIterator[Bridge]:
     # Opened in a fixture task and used from the test task: the trio-asyncio bridge must not
     # depend on its caller descending from the task that opened the loop (quart-trio handlers).
-    b = make_bridge(kind, _tagged(bridge_dsn, app_name), min_size=1, max_size=POOL_SIZE,
-                    connect_timeout=10)
+    b = make_bridge(
+        kind, _tagged(bridge_dsn, app_name), min_size=1, max_size=POOL_SIZE, connect_timeout=10
+    )
     await b.open()
     yield b
     await b.close()
@@ -282,10 +283,12 @@ def _local_backend(dsn: str, pid: int) -> bool:
 async def test_cancellation_returns_even_when_the_server_stops_answering(
     kind: str, bridge_dsn: str, observer: Bridge
 ) -> None:
-    bridge = make_bridge(kind, bridge_dsn, min_size=1, max_size=2, connect_timeout=5,
-                         release_timeout=1)
+    bridge = make_bridge(
+        kind, bridge_dsn, min_size=1, max_size=2, connect_timeout=5, release_timeout=1
+    )
     await bridge.open()
     try:
+
         async def begin(conn: asyncpg.Connection) -> int:
             await conn.execute("BEGIN")
             pid: int = await conn.fetchval("SELECT pg_backend_pid()")
@@ -318,7 +321,8 @@ async def test_cancellation_returns_even_when_the_server_stops_answering(
 
             async def alive(conn: asyncpg.Connection) -> bool:
                 found: bool = await conn.fetchval(
-                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid = $1", pid)
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid = $1", pid
+                )
                 return found
 
             for _ in range(100):  # the frozen connection was terminated, not reused
@@ -483,8 +487,9 @@ async def test_bridge_is_an_async_context_manager(kind: str, bridge_dsn: str) ->
 async def test_failed_open_raises_and_leaves_no_thread(kind: str) -> None:
     before = set(threading.enumerate())
     # Port 1 on loopback: nothing listens there, so the first connection is refused.
-    bridge = make_bridge(kind, "postgresql://mg@127.0.0.1:1/mg", min_size=1, max_size=2,
-                         connect_timeout=5)
+    bridge = make_bridge(
+        kind, "postgresql://mg@127.0.0.1:1/mg", min_size=1, max_size=2, connect_timeout=5
+    )
     with pytest.raises(ConnectionRefusedError):
         await bridge.open()
     await bridge.close()

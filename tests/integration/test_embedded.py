@@ -77,7 +77,10 @@ def test_start_connect_stop(base: Path) -> None:
 
         assert asyncio.run(via_asyncpg()) == 42
         assert json.loads((base / "pg.lock").read_text()) == {
-            "pid": os.getpid(), "url": url, "data_dir": str(base / "pg")}
+            "pid": os.getpid(),
+            "url": url,
+            "data_dir": str(base / "pg"),
+        }
         pid, port = pg.pid, pg.port
         assert pid is not None
         assert alive(pid)
@@ -101,8 +104,9 @@ def test_restart_reuses_the_data_dir(base: Path) -> None:
 
 def test_second_launcher_on_the_same_dir_is_refused(base: Path) -> None:
     with make(base / "pg") as pg:
-        with pytest.raises(EmbeddedPostgresError,
-                           match=rf"in use by mg pid {os.getpid()}; .* set database.url"):
+        with pytest.raises(
+            EmbeddedPostgresError, match=rf"in use by mg pid {os.getpid()}; .* set database.url"
+        ):
             make(base / "pg").start()
         assert query(pg, "SELECT 1") == "1"
 
@@ -138,8 +142,13 @@ time.sleep(600)
 
 def test_orphan_of_a_killed_mg_is_stopped(base: Path, caplog: pytest.LogCaptureFixture) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
-    with subprocess.Popen([sys.executable, "-c", CHILD, str(base / "pg")], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(base / "pg")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
         assert child.stdout is not None
         line = child.stdout.readline()
         child.send_signal(signal.SIGKILL)
@@ -183,8 +192,9 @@ def test_stale_pid_file_of_a_dead_process_is_removed(base: Path) -> None:
 def test_as_root_the_server_runs_as_the_unprivileged_user(base: Path) -> None:
     nobody = pwd.getpwnam("nobody")
     with make(base / "pg") as pg:
-        status = dict(line.split(":", 1)
-                      for line in Path(f"/proc/{pg.pid}/status").read_text().splitlines())
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pg.pid}/status").read_text().splitlines()
+        )
         assert status["Uid"].split() == [str(nobody.pw_uid)] * 4
         assert status["Gid"].split() == [str(nobody.pw_gid)] * 4
         assert "0" not in status["Groups"].split(), "root's supplementary groups are dropped"
@@ -195,7 +205,8 @@ def test_as_root_the_server_runs_as_the_unprivileged_user(base: Path) -> None:
 
 @as_root
 def test_as_root_an_unreachable_data_dir_is_relocated(
-        base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    base: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     private = base / "private"
     private.mkdir(mode=0o700)
     private.chmod(0o700)
@@ -208,7 +219,8 @@ def test_as_root_an_unreachable_data_dir_is_relocated(
             assert again.data_dir == pg.data_dir
             assert query(again, "SELECT count(*) FROM kept") == "0"
     assert f"cannot reach {private / 'pg'}: the embedded cluster lives in {pg.data_dir}" in (
-        caplog.text)
+        caplog.text
+    )
 
 
 @as_root
@@ -222,5 +234,11 @@ def test_as_root_binaries_are_copied_once_even_concurrently(base: Path) -> None:
     (copied,) = found
     assert [p.name for p in state.iterdir()] == [copied.parents[2].name]  # no temp dirs left
     for tool in ("postgres", "psql", "pgbench"):  # client tools find the bundled libpq
-        subprocess.run([str(copied / tool), "--version"], check=True, capture_output=True,
-                       user="nobody", group=pwd.getpwnam("nobody").pw_gid, extra_groups=[])
+        subprocess.run(
+            [str(copied / tool), "--version"],
+            check=True,
+            capture_output=True,
+            user="nobody",
+            group=pwd.getpwnam("nobody").pw_gid,
+            extra_groups=[],
+        )

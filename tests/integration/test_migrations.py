@@ -53,7 +53,13 @@ async def test_two_runners_at_once_apply_each_migration_once(empty_database: str
             r["tablename"]
             for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         }
-        assert {"mg_machines", "mg_events", "mg_tags", "mg_notifications", "mg_sink_outbox"} <= tables
+        assert {
+            "mg_machines",
+            "mg_events",
+            "mg_tags",
+            "mg_notifications",
+            "mg_sink_outbox",
+        } <= tables
         count = await conn.fetchval("SELECT count(*) FROM mg_schema_migrations")
         assert count == len(migrations())
         # An applied migration whose file changed is refused, not silently skipped.

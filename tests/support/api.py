@@ -27,7 +27,9 @@ class Api:
     def machine_path(self, machine_id: str, *, ns: str | None = None) -> str:
         return f"/v1/namespaces/{ns or self.ns}/machines/{path_id(machine_id)}"
 
-    async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def post(
+        self, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         if self.msgpack:
             return await self.http.post(
                 path,

@@ -31,7 +31,11 @@ def test_the_environment_gives_the_database_url() -> None:
 
 
 def test_durations_have_units() -> None:
-    data = {"namespaces": {"a": {"processor": {"url": "http://x"}, "default_processing_timeout": "250ms"}}}
+    data = {
+        "namespaces": {
+            "a": {"processor": {"url": "http://x"}, "default_processing_timeout": "250ms"}
+        }
+    }
     assert from_mapping(data, environ={}).namespaces["a"].default_processing_timeout == 0.25
 
 
@@ -42,7 +46,11 @@ def test_durations_have_units() -> None:
         ({"namespaces": {"a": {}}}, "processor.url"),
         ({"namespaces": {"a": {"processor": {"url": "http://x"}, "sinks": ["nope"]}}}, "nope"),
         (
-            {"namespaces": {"a": {"processor": {"url": "http://x"}, "default_processing_timeout": "30"}}},
+            {
+                "namespaces": {
+                    "a": {"processor": {"url": "http://x"}, "default_processing_timeout": "30"}
+                }
+            },
             "default_processing_timeout",
         ),
         ({"database": {"bridge": "psycopg"}}, "database.bridge"),

@@ -3,9 +3,8 @@
 from datetime import UTC, datetime, timedelta
 
 from mg.core import step
-from mg.core.model import Content, MachineRecord, Status
+from mg.core.model import Content, MachineRecord, Range, Status
 from mg.core.processor_wire import Kind, Reply, TimerSpec, Unset
-from mg.core.model import Range
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
