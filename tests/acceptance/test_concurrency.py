@@ -20,8 +20,9 @@ async def test_two_nodes_and_a_hundred_concurrent_calls_to_one_machine(
         return await echo(seen)
 
     processor.behaviour = slowish
+    # One node on each Postgres bridge: both must keep the guarantees.
     first: Node = await nodes()
-    second: Node = await nodes()
+    second: Node = await nodes(database={"pool_size": 16, "bridge": "trio-asyncio"})
     async with api_for(first) as a, api_for(second) as b:
         await a.start("hot", 0)
         statuses: list[int] = []
