@@ -37,7 +37,47 @@ class MachineFailedFact:
     reason: str
 
 
-Fact = StepFinished | ProcessorCalled | MachineFailedFact
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer's step ran (``outcome`` as in ``StepFinished``, or ``dropped`` when the machine
+    no longer held that timer). ``lag_seconds``: fire time minus due time."""
+
+    ns: str
+    machine_id: str
+    outcome: str
+    lag_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationDelivered:
+    """A notification's step ran (``outcome`` as in ``StepFinished``, or ``parked`` when the
+    machine is failed, ``dropped`` when it is gone)."""
+
+    ns: str
+    machine_id: str
+    outcome: str
+    queued_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSequenced:
+    """A sink's sequencer moved a batch: ``position`` is the last id given out, ``lag_seconds``
+    the age of the oldest moved event (commit to readable)."""
+
+    sink: str
+    count: int
+    position: int
+    lag_seconds: float
+
+
+Fact = (
+    StepFinished
+    | ProcessorCalled
+    | MachineFailedFact
+    | TimerFired
+    | NotificationDelivered
+    | SinkSequenced
+)
 Observer = Callable[[Fact], None]
 
 
