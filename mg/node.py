@@ -7,7 +7,8 @@ client, the Quart app on hypercorn. Everything else receives what it needs throu
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -18,6 +19,12 @@ from hypercorn.trio import serve
 
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
+from mg.api.operator import Operator
+from mg.observability.fact_log import log_fact
+from mg.observability.health import Health
+from mg.observability.metrics import Metrics
+from mg.observability.observers import fan_out
+from mg.observability.sampler import Sampler
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
 from mg.postgres.storage import PostgresStorage
@@ -49,7 +56,21 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
     if settings.server.certfile:
         config.certfile = settings.server.certfile
         config.keyfile = settings.server.keyfile
+    if settings.server.ca_certs:
+        # Mutual TLS: only clients with a certificate signed by these CAs get in.
+        config.ca_certs = settings.server.ca_certs
+        config.verify_mode = ssl.CERT_REQUIRED
     return config
+
+
+async def _in_scope(
+    scope: trio.CancelScope,
+    run: Callable[..., Awaitable[None]],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with scope:
+        await run(task_status=task_status)
 
 
 @asynccontextmanager
@@ -74,10 +95,29 @@ async def running_node(
         if applied:
             log.info("applied migrations %s", applied)
         storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
-        service = MachineService(settings, storage, processor)
-        app = create_app(service, max_body_bytes=settings.server.max_body_bytes)
+        metrics = Metrics(settings.namespaces, settings.sinks)
+        service = MachineService(
+            settings, storage, processor, observer=fan_out(metrics.observe, log_fact)
+        )
+        metrics.watch(service.activity, lambda: bridge.pool_stats)
+        app = create_app(
+            service,
+            max_body_bytes=settings.server.max_body_bytes,
+            operator=Operator(metrics, Health(bridge)),
+            auth=settings.auth,
+        )
+        sampler = Sampler(
+            bridge,
+            metrics,
+            interval=settings.metrics.sample_interval,
+            namespaces=settings.namespaces,
+            sinks=settings.sinks,
+        )
         shutdown = trio.Event()
+        # Its own scope: stopping the sampler must not cut short hypercorn's graceful drain.
+        sampling = trio.CancelScope()
         async with trio.open_nursery() as nursery:
+            await nursery.start(_in_scope, sampling, sampler.run)
             binds = await nursery.start(
                 partial(
                     serve,
@@ -91,6 +131,7 @@ async def running_node(
                 yield node
             finally:
                 shutdown.set()
+                sampling.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await processor.aclose()

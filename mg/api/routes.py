@@ -193,14 +193,14 @@ def split_path(raw_path: bytes) -> list[str]:
 
 def find(method: str, segments: list[str]) -> tuple[Route, dict[str, str]]:
     """The route for a request and its path parameters."""
-    path_exists = False
+    allowed: list[str] = []
     for route in ROUTES:
         params = route.match(segments)
         if params is None:
             continue
         if route.method == method:
             return route, params
-        path_exists = True
-    if path_exists:
-        raise MethodNotAllowed(f"{method} is not allowed here")
+        allowed.append(route.method)
+    if allowed:
+        raise MethodNotAllowed(f"{method} is not allowed here", tuple(allowed))
     raise RouteNotFound("no such path")

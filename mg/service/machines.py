@@ -38,6 +38,7 @@ from mg.errors import (
     TagConflict,
     TransientError,
 )
+from mg.observability import context
 from mg.service.locks import MachineLocks
 from mg.service.ports import Processor, SearchRow, StepSession, Storage
 from mg.settings import Namespace, Settings
@@ -54,6 +55,17 @@ class Ref:
 
     def describe(self) -> str:
         return f"machine {self.id!r}" if self.id is not None else f"tag {self.tag!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """This node's in-memory load at one moment (for metrics)."""
+
+    steps_in_flight: int
+    step_slots: int
+    waiting_for_slot: int
+    queued_on_machines: int
+    busy_machines: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +113,16 @@ class MachineService:
         if found is None:
             raise NamespaceNotFound(f"namespace {ns!r} is not configured")
         return found
+
+    def activity(self) -> Activity:
+        slots = self._slots.statistics()
+        return Activity(
+            steps_in_flight=int(slots.borrowed_tokens),
+            step_slots=int(slots.total_tokens),
+            waiting_for_slot=slots.tasks_waiting,
+            queued_on_machines=self._locks.waiting,
+            busy_machines=self._locks.busy_machines,
+        )
 
     def default_deadline(self, ns: str) -> Deadline:
         return Deadline.after(self.namespace(ns).default_processing_timeout)
@@ -273,6 +295,9 @@ class MachineService:
     ) -> Reply:
         began = trio.current_time()
         outcome = "ok"
+        # The rest of the step logs under the trace the processor saw (for a timer's step, the
+        # one stored with the timer), whoever drives the step.
+        context.set_trace(trace)
         try:
             return await self._processor.invoke(
                 namespace, kind, args, machine_id, machine, deadline, trace.header()
@@ -296,6 +321,20 @@ class MachineService:
             )
 
     async def _run(
+        self,
+        ns: str,
+        machine_id: str,
+        kind: Kind,
+        deadline: Deadline,
+        body: Callable[[StepSession], Any],
+        *,
+        kind_name: str | None = None,
+    ) -> None:
+        # Every log line of the step names its machine, whichever driver runs it.
+        with context.bound(ns=ns, machine_id=machine_id):
+            await self._run_step(ns, machine_id, kind, deadline, body, kind_name=kind_name)
+
+    async def _run_step(
         self,
         ns: str,
         machine_id: str,
