@@ -6,11 +6,11 @@ import io
 import json
 import logging
 
+from mg.core.facts import StepFinished
 from mg.core.trace import TraceContext
 from mg.logs import make_handler
 from mg.observability import context
 from mg.observability.fact_log import log_fact
-from mg.core.facts import StepFinished
 from tests.support.logs import captured_logs
 
 TRACE = TraceContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")

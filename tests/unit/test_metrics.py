@@ -32,9 +32,7 @@ def test_steps_and_processor_calls_are_counted_and_timed() -> None:
     assert found.value("mg_steps_total", ns="orders", kind="init", outcome="failed") == 1
     assert found.value("mg_step_duration_seconds_count", ns="orders", kind="call") == 2
     assert found.value("mg_step_duration_seconds_sum", ns="orders", kind="call") == 0.05
-    assert (
-        found.value("mg_step_duration_seconds_bucket", ns="orders", kind="call", le="0.025") == 1
-    )
+    assert found.value("mg_step_duration_seconds_bucket", ns="orders", kind="call", le="0.025") == 1
     assert (
         found.value(
             "mg_processor_call_duration_seconds_count", ns="orders", kind="call", outcome="ok"
