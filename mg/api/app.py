@@ -80,6 +80,8 @@ def create_app(
                 raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes") from error
             body = bodies.decode(data, request.headers.get("content-type"))
             query = _single_values(request.args)
+            if route.query is not None:
+                requests.only_query(query, route.query)
             call = routes.Call(
                 service=service,
                 params=params,

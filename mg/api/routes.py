@@ -119,7 +119,7 @@ async def search(call: Call) -> Answer:
         call.params["ns"],
         requests.query_status(call.query),
         requests.query_limit(call.query, DEFAULT_SEARCH_LIMIT),
-        call.query.get("cursor") or None,
+        requests.query_cursor(call.query),
     )
     return Answer(
         200,
@@ -144,6 +144,8 @@ class Route:
     pattern: tuple[str, ...]
     handler: Handler
     name: str
+    # The query parameters it takes; others are refused (None: not checked).
+    query: tuple[str, ...] | None = None
 
     def match(self, segments: list[str]) -> dict[str, str] | None:
         if len(segments) != len(self.pattern):
@@ -159,18 +161,26 @@ class Route:
 
 def _routes() -> list[Route]:
     table: list[Route] = [
-        Route("POST", ("v1", "namespaces", "{ns}", "machines", "{id}", "start"), start, "start"),
-        Route("DELETE", ("v1", "namespaces", "{ns}", "machines", "{id}"), remove, "remove"),
-        Route("GET", ("v1", "namespaces", "{ns}", "machines"), search, "search"),
+        Route(
+            "POST", ("v1", "namespaces", "{ns}", "machines", "{id}", "start"), start, "start", ()
+        ),
+        Route("DELETE", ("v1", "namespaces", "{ns}", "machines", "{id}"), remove, "remove", ()),
+        Route(
+            "GET",
+            ("v1", "namespaces", "{ns}", "machines"),
+            search,
+            "search",
+            ("status", "limit", "cursor"),
+        ),
     ]
     # Every machine path but start and DELETE also works as /tags/{tag}.
     for base, key in (("machines", "{id}"), ("tags", "{tag}")):
         prefix = ("v1", "namespaces", "{ns}", base, key)
         table += [
-            Route("GET", prefix, get, "get"),
-            Route("POST", (*prefix, "call"), call_machine, "call"),
-            Route("POST", (*prefix, "repair"), repair, "repair"),
-            Route("POST", (*prefix, "simple-repair"), simple_repair, "simple_repair"),
+            Route("GET", prefix, get, "get", ("after", "limit", "direction")),
+            Route("POST", (*prefix, "call"), call_machine, "call", ()),
+            Route("POST", (*prefix, "repair"), repair, "repair", ()),
+            Route("POST", (*prefix, "simple-repair"), simple_repair, "simple_repair", ()),
         ]
     return table
 
