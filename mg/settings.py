@@ -32,7 +32,7 @@ class Namespace:
     name: str
     processor_url: str
     processor_encoding: str = "msgpack"
-    processor_max_connections: int = 100
+    processor_max_connections: int = 32
     default_processing_timeout: float = 30.0
     timer_processing_timeout: float = 60.0
     sinks: tuple[str, ...] = ()
@@ -216,7 +216,7 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
     if not url:
         raise SettingsError(f"{processor.key('url')} is required")
     encoding = processor.choice("encoding", "msgpack", ("msgpack", "json"))
-    max_connections = processor.integer("max_connections", 100, minimum=1)
+    max_connections = processor.integer("max_connections", 32, minimum=1)
     processor.done()
     retries = table.table("retries")
     timer_retries = _retry(retries.table("timers"))

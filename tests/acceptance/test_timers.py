@@ -304,3 +304,18 @@ async def test_the_trace_of_the_step_that_set_a_timer_is_continued_when_it_fires
     [fired] = processor.of_kind("timeout")
     assert fired.headers["traceparent"].split("-")[1] == trace_id
     assert format_time(utc_now())  # keeps the import honest for readers
+
+
+async def test_a_new_early_timer_wakes_the_loop_without_waiting_for_a_poll(
+    nodes: NodeFactory, processor: FakeProcessor
+) -> None:
+    # With a one-minute polling interval only the wake-up can make this timer fire in time.
+    node: Node = await nodes(timers={"poll_interval": "60s"})
+    processor.behaviour = timer_on_init({"timeout": 0.2})
+    async with api_for(node) as api:
+        await trio.sleep(0.3)  # the loop is now asleep for a minute
+        started = utc_now()
+        await api.start("m1")
+        await wait_for(lambda: status_is(api, "m1", "sleeping"), seconds=5)
+    [fired] = processor.of_kind("timeout")
+    assert fired.received_at - started < timedelta(seconds=3)
