@@ -68,3 +68,7 @@ def configure_logging(style: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [make_handler(style)]
     root.setLevel(level.upper())
+    # httpx logs every processor call at INFO: one line per step is noise, and costs CPU on
+    # the hot path. Its warnings still come through.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -7,10 +7,14 @@ client, the Quart app on hypercorn. Everything else receives what it needs throu
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 import trio
@@ -20,6 +24,7 @@ from hypercorn.trio import serve
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
 from mg.api.operator import Operator
+from mg.loops.claims import ClaimLoop
 from mg.observability.fact_log import log_fact
 from mg.observability.health import Health
 from mg.observability.metrics import Metrics
@@ -28,22 +33,58 @@ from mg.observability.sampler import Sampler
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
 from mg.postgres.storage import PostgresStorage
+from mg.postgres.wakeups import Wakeups
 from mg.service.machines import MachineService
+from mg.service.ports import NotificationClaim, TimerClaim
+from mg.service.signals import Signals
+from mg.service.steps import Steps
 from mg.settings import Settings
 
 log = logging.getLogger("mg.node")
 
+TIMERS = "timers"
+NOTIFICATIONS = "notifications"
+
 
 @dataclass
 class Node:
-    """A running node: where it listens, its service, and how to stop it."""
+    """A running node: where it listens, its services, and how to stop it."""
 
     url: str
     service: MachineService
+    steps: Steps
+    timer_loop: ClaimLoop[TimerClaim]
+    notification_loop: ClaimLoop[NotificationClaim]
     shutdown: trio.Event
 
     def stop(self) -> None:
         self.shutdown.set()
+
+
+class LoopNudges:
+    """``Nudges`` for a node: wake the loops here at once, and other nodes by NOTIFY."""
+
+    def __init__(self, wakeups: Wakeups) -> None:
+        self._wakeups = wakeups
+        self.timer_loop: ClaimLoop[TimerClaim] | None = None
+
+    def timer_scheduled(self, at: datetime) -> None:
+        loop = self.timer_loop
+        # A loop asleep until before ``at`` will find the timer anyway when it wakes.
+        if loop is None or loop.sleeping_until is None or at < loop.sleeping_until:
+            self._wakeups.poke(TIMERS)
+
+    def notification_queued(self) -> None:
+        self._wakeups.poke(NOTIFICATIONS)
+
+    def events_written(self, sinks: tuple[str, ...]) -> None:
+        for sink in sinks:
+            self._wakeups.poke(f"sink:{sink}")
+
+
+def node_identity() -> str:
+    """Names this node in timer leases (for operators reading ``lease_owner``)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornConfig:
@@ -61,16 +102,6 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
         config.ca_certs = settings.server.ca_certs
         config.verify_mode = ssl.CERT_REQUIRED
     return config
-
-
-async def _in_scope(
-    scope: trio.CancelScope,
-    run: Callable[..., Awaitable[None]],
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    with scope:
-        await run(task_status=task_status)
 
 
 @asynccontextmanager
@@ -95,11 +126,40 @@ async def running_node(
         if applied:
             log.info("applied migrations %s", applied)
         storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
+        wakeups = Wakeups(bridge)
+        nudges = LoopNudges(wakeups)
         metrics = Metrics(settings.namespaces, settings.sinks)
-        service = MachineService(
-            settings, storage, processor, observer=fan_out(metrics.observe, log_fact)
+        steps = Steps(
+            settings,
+            storage,
+            processor,
+            nudges=nudges,
+            observer=fan_out(metrics.observe, log_fact),
         )
-        metrics.watch(service.activity, lambda: bridge.pool_stats)
+        metrics.watch(steps.activity, lambda: bridge.pool_stats)
+        service = MachineService(steps)
+        signals = Signals(steps)
+        owner = node_identity()
+        timer_loop: ClaimLoop[TimerClaim] = ClaimLoop(
+            TIMERS,
+            lambda now, limit: storage.claim_timers(now, limit, owner, settings.timers.lease),
+            lambda now: storage.next_wake(),
+            signals.fire_timer,
+            wakeups,
+            settings.timers,
+        )
+        nudges.timer_loop = timer_loop
+        notification_loop: ClaimLoop[NotificationClaim] = ClaimLoop(
+            NOTIFICATIONS,
+            lambda now, limit: storage.claim_notifications(
+                now, limit, settings.notifications.lease
+            ),
+            storage.next_notification,
+            signals.deliver,
+            wakeups,
+            settings.notifications,
+            rearm_after_each=True,
+        )
         app = create_app(
             service,
             max_body_bytes=settings.server.max_body_bytes,
@@ -114,10 +174,9 @@ async def running_node(
             sinks=settings.sinks,
         )
         shutdown = trio.Event()
-        # Its own scope: stopping the sampler must not cut short hypercorn's graceful drain.
-        sampling = trio.CancelScope()
         async with trio.open_nursery() as nursery:
-            await nursery.start(_in_scope, sampling, sampler.run)
+            await nursery.start(wakeups.run)
+            await nursery.start(sampler.run)
             binds = await nursery.start(
                 partial(
                     serve,
@@ -126,12 +185,21 @@ async def running_node(
                     shutdown_trigger=shutdown.wait,
                 )
             )
-            node = Node(url=binds[0], service=service, shutdown=shutdown)
+            await nursery.start(timer_loop.run)
+            await nursery.start(notification_loop.run)
+            node = Node(
+                url=binds[0],
+                service=service,
+                steps=steps,
+                timer_loop=timer_loop,
+                notification_loop=notification_loop,
+                shutdown=shutdown,
+            )
             try:
                 yield node
             finally:
                 shutdown.set()
-                sampling.cancel()
+                nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await processor.aclose()

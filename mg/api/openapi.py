@@ -400,7 +400,8 @@ def _machine_paths() -> dict[str, Schema]:
             "post": _operation(
                 f"notify{suffix}",
                 "Queue a notification for the machine; it is delivered at least once, in order",
-                steps,
+                # It returns at once: no deadline applies; the trace goes with the notification.
+                [*common, param("traceparent"), param("requestId")],
                 {
                     **_ok(202, "Queued", _object({"id": {"type": "string"}}, ("id",))),
                     **_errors(*_COMMON, "machine_not_found"),

@@ -73,6 +73,8 @@ def body_range(body: Mapping[str, Any]) -> Range:
         extra = sorted(map(str, set(found) - set(_RANGE_KEYS)))
         if extra:
             raise InvalidRequest(f"unknown range member(s): {', '.join(extra)}")
+        if "direction" in found and found["direction"] is None:
+            raise InvalidRequest('range.direction must be "forward" or "backward"')
     try:
         return _check_bounds(parse_range(found), "range.")
     except ShapeError as error:

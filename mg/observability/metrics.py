@@ -28,7 +28,7 @@ from mg.core.facts import (
 )
 
 if TYPE_CHECKING:
-    from mg.service.machines import Activity
+    from mg.service.steps import Activity
 
 # ``_created`` series double the number of series for little use; process-wide, as the library
 # only offers that switch.

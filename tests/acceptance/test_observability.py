@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
 import trio
 
 from mg.node import Node, running_node
@@ -114,10 +113,6 @@ async def test_a_machine_by_tag_logs_under_its_id(api: Api, processor: FakeProce
     assert (step["machine_id"], step["request_id"]) == ("m1", "by-tag")
 
 
-# WAITING FOR THE TIMER LOOP (the lead's timers issue): no timer fires in this branch, so this
-# fails on its 5 s guard. Strict: once timers fire it passes, XPASS fails the run, and whoever
-# merges the loop removes this marker.
-@pytest.mark.xfail(strict=True, reason="waits for the timer loop: no timer fires in this branch")
 async def test_the_trace_continues_when_the_timer_set_by_a_traced_step_fires(
     api: Api, processor: FakeProcessor
 ) -> None:

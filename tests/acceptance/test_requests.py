@@ -205,7 +205,12 @@ async def test_strict_queries_and_headers(api: Api) -> None:
         assert (await api.call("m1", headers=headers)).status_code == 400, headers
     posted = await api.http.post(api.machine_path("m1") + "/call?x=1", json={})
     assert posted.status_code == 400
-    for selection in ({"after": 2**64}, {"limit": 2**63}, {"after": 1, "limt": 2}):
+    for selection in (
+        {"after": 2**64},
+        {"limit": 2**63},
+        {"after": 1, "limt": 2},
+        {"direction": None},
+    ):
         answer = await api.call("m1", range=selection)
         assert answer.status_code == 400, selection
         assert body(answer)["error"] == "invalid_request"

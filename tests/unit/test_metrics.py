@@ -12,7 +12,7 @@ from mg.core.facts import (
 )
 from mg.observability.metrics import Metrics
 from mg.observability.observers import fan_out
-from mg.service.machines import Activity
+from mg.service.steps import Activity
 from tests.support.metrics import Scrape
 
 
