@@ -22,7 +22,8 @@ from mg.core.facts import (
 
 log = logging.getLogger("mg.facts")
 
-_QUIET_OUTCOMES = ("ok", "rejected")
+# dropped: the timer or notification no longer applies; parked: it waits for a repair.
+_QUIET_OUTCOMES = ("ok", "rejected", "dropped", "parked")
 
 
 def _level(outcome: str) -> int:
