@@ -36,11 +36,8 @@ class Operator:
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    response = Response(
-        json.dumps(body, separators=(",", ":")).encode(),
-        status=status,
-        content_type="application/json",
-    )
+    data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    response = Response(data, status=status, content_type="application/json")
     response.headers["X-Request-Id"] = requests.request_id(request.headers.get("x-request-id"))
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -65,9 +62,7 @@ def add_operator_routes(app: QuartTrio, operator: Operator) -> None:
         return _json(503, {"error": "unavailable", "message": found.reason})
 
     async def openapi_document() -> Response:
-        response = _json(200, None)
-        response.set_data(openapi)
-        return response
+        return _json(200, openapi)
 
     def get_only(name: str, handler: Callable[[], Awaitable[Response]]) -> Any:
         async def endpoint() -> Response:
