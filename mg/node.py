@@ -18,10 +18,16 @@ from hypercorn.trio import serve
 
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
+from mg.core.facts import Observer, ignore
+from mg.core.sink import sequencer_topic
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
+from mg.postgres.sequencer import Sequencer
+from mg.postgres.sinks import PostgresSinks
 from mg.postgres.storage import PostgresStorage
+from mg.postgres.wakeups import Wakeups
 from mg.service.machines import MachineService
+from mg.service.sinks import SinkReader
 from mg.settings import Settings
 
 log = logging.getLogger("mg.node")
@@ -34,6 +40,7 @@ class Node:
     url: str
     service: MachineService
     shutdown: trio.Event
+    sequencers: tuple[Sequencer, ...] = ()
 
     def stop(self) -> None:
         self.shutdown.set()
@@ -54,11 +61,16 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
 
 @asynccontextmanager
 async def running_node(
-    settings: Settings, database_url: str, *, port: int | None = None
+    settings: Settings,
+    database_url: str,
+    *,
+    port: int | None = None,
+    observer: Observer = ignore,
 ) -> AsyncIterator[Node]:
     """Start a node on ``database_url``; it stops when the block ends or ``stop()`` is called.
 
-    ``port=0`` binds a free port (tests); the node's ``url`` says which.
+    ``port=0`` binds a free port (tests); the node's ``url`` says which. ``observer`` receives
+    the facts the node reports.
     """
     bridge = make_bridge(
         settings.database.bridge,
@@ -73,24 +85,50 @@ async def running_node(
         applied = await migrate(bridge)
         if applied:
             log.info("applied migrations %s", applied)
-        storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
-        service = MachineService(settings, storage, processor)
-        app = create_app(service, max_body_bytes=settings.server.max_body_bytes)
+        wakeups = Wakeups(bridge)
+
+        def events_written(sinks: tuple[str, ...]) -> None:
+            for sink in sinks:
+                wakeups.poke(sequencer_topic(sink))
+
+        storage = PostgresStorage(
+            bridge, commit_timeout=settings.database.commit_timeout, events_written=events_written
+        )
+        service = MachineService(settings, storage, processor, observer=observer)
+        sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
+        sequencers = tuple(
+            Sequencer(bridge, wakeups, options, observer=observer)
+            for options in settings.sink_options.values()
+        )
+        app = create_app(service, max_body_bytes=settings.server.max_body_bytes, sinks=sink_reader)
         shutdown = trio.Event()
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(
-                    serve,
-                    app,
-                    hypercorn_config(settings, port),
-                    shutdown_trigger=shutdown.wait,
-                )
-            )
-            node = Node(url=binds[0], service=service, shutdown=shutdown)
+        async with trio.open_nursery() as background:
+            await background.start(wakeups.run)
+            for sequencer in sequencers:
+                await background.start(sequencer.run)
+            # Long-polls answer at once when the node stops, instead of holding up the drain.
+            background.start_soon(sink_reader.close_when, shutdown)
             try:
-                yield node
+                async with trio.open_nursery() as nursery:
+                    binds = await nursery.start(
+                        partial(
+                            serve,
+                            app,
+                            hypercorn_config(settings, port),
+                            shutdown_trigger=shutdown.wait,
+                        )
+                    )
+                    node = Node(
+                        url=binds[0], service=service, shutdown=shutdown, sequencers=sequencers
+                    )
+                    try:
+                        yield node
+                    finally:
+                        shutdown.set()
             finally:
-                shutdown.set()
+                # Once hypercorn has drained (steps committed meanwhile were still sequenced),
+                # the background loops, which never end by themselves, are stopped.
+                background.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await processor.aclose()

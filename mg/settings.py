@@ -7,6 +7,7 @@ typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,24 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Sink:
+    """A sink's knobs (``[sinks.NAME]``): outbox rows its sequencer moves per transaction, how
+    often the sequencer looks for work when nothing wakes it, the longest long-poll a reader may
+    ask for (longer ``wait`` is cut to it), and the most events one read returns (a larger or
+    absent ``limit`` is cut to it)."""
+
+    name: str
+    batch_size: int = 1000
+    poll_interval: float = 1.0
+    max_wait: float = 60.0
+    read_limit: int = 1000
+
+
+# Sink names travel in URL paths, wake-up payloads (comma-separated) and lock keys: keep them plain.
+SINK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
 class Logging:
     format: str = "json"
     level: str = "info"
@@ -105,6 +124,7 @@ class Settings:
     logging: Logging = Logging()
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     sinks: tuple[str, ...] = ()
+    sink_options: Mapping[str, Sink] = field(default_factory=dict)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -200,6 +220,26 @@ def _retry(table: _Table) -> RetryPolicy:
     return policy
 
 
+def _sink(name: str, table: _Table) -> Sink:
+    if not SINK_NAME.match(name):
+        raise SettingsError(
+            f"{table.where}: a sink name is 1..63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    default = Sink(name)
+    sink = Sink(
+        name=name,
+        batch_size=table.integer("batch_size", default.batch_size, minimum=1),
+        poll_interval=table.duration("poll_interval", default.poll_interval),
+        max_wait=table.duration("max_wait", default.max_wait),
+        read_limit=table.integer("read_limit", default.read_limit, minimum=1),
+    )
+    table.done()
+    if sink.poll_interval <= 0:
+        raise SettingsError(f"{table.key('poll_interval')} must be positive")
+    return sink
+
+
 def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
     processor = table.table("processor")
     url = processor.string("url", None)
@@ -292,8 +332,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
 
     sinks_table = root.table("sinks")
     sinks = tuple(sinks_table.data)
-    for sink in sinks:
-        sinks_table.table(sink).done()
+    sink_options = {name: _sink(name, sinks_table.table(name)) for name in sinks}
     sinks_table.done()
 
     namespaces_table = root.table("namespaces")
@@ -310,6 +349,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         logging=logging,
         namespaces=namespaces,
         sinks=sinks,
+        sink_options=sink_options,
     )
 
 

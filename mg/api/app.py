@@ -14,6 +14,7 @@ from mg.api import bodies, errors, requests, routes
 from mg.core.trace import continue_or_start
 from mg.errors import InvalidRequest, MgError, PayloadTooLarge
 from mg.service.machines import MachineService
+from mg.service.sinks import SinkReader
 
 log = logging.getLogger("mg.api")
 
@@ -34,7 +35,9 @@ def _respond(
     return response
 
 
-def create_app(service: MachineService, *, max_body_bytes: int) -> QuartTrio:
+def create_app(
+    service: MachineService, *, max_body_bytes: int, sinks: SinkReader | None = None
+) -> QuartTrio:
     """A fresh app per node (one app object reused across test sessions breaks)."""
     app = QuartTrio("mg", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -60,6 +63,7 @@ def create_app(service: MachineService, *, max_body_bytes: int) -> QuartTrio:
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
                 trace=continue_or_start(request.headers.get("traceparent")),
+                sinks=sinks,
             )
             answer = await route.handler(call)
             return _respond(answer.status, answer.body, media, request_id, {})

@@ -83,13 +83,20 @@ class PostgresStep:
     """``StepSession`` on one held connection."""
 
     def __init__(
-        self, session: Session, ns: str, machine_id: str, deadline: Deadline, commit_timeout: float
+        self,
+        session: Session,
+        ns: str,
+        machine_id: str,
+        deadline: Deadline,
+        commit_timeout: float,
+        events_written: Callable[[tuple[str, ...]], None] = lambda sinks: None,
     ) -> None:
         self._session = session
         self._ns = ns
         self._id = machine_id
         self._deadline = deadline
         self._commit_timeout = commit_timeout
+        self._events_written = events_written
 
     async def _run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, timeout: float
@@ -163,6 +170,8 @@ class PostgresStep:
 
         await self._run(write, "writing the step", self._commit_timeout)
         await self._commit()
+        if sinks and transition.events:
+            self._events_written(sinks)  # wakes the sinks' sequencers
 
     async def remove(self, sinks: tuple[str, ...]) -> None:
         ns, machine_id = self._ns, self._id
@@ -191,9 +200,18 @@ class PostgresStep:
 class PostgresStorage:
     """``Storage`` on a bridge."""
 
-    def __init__(self, bridge: Bridge, *, commit_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        bridge: Bridge,
+        *,
+        commit_timeout: float = 5.0,
+        events_written: Callable[[tuple[str, ...]], None] = lambda sinks: None,
+    ) -> None:
+        """``events_written(sinks)`` is called after a step committed outbox rows for
+        ``sinks``."""
         self._bridge = bridge
         self._commit_timeout = commit_timeout
+        self._events_written = events_written
 
     async def _run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, timeout: float
@@ -220,7 +238,9 @@ class PostgresStorage:
                 if mapped is None:
                     raise
                 raise mapped from error
-            yield PostgresStep(session, ns, machine_id, deadline, self._commit_timeout)
+            yield PostgresStep(
+                session, ns, machine_id, deadline, self._commit_timeout, self._events_written
+            )
 
     async def get(self, ns: str, machine_id: str, selection: Range) -> Machine | None:
         async def work(conn: asyncpg.Connection) -> Machine | None:
