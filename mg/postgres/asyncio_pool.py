@@ -150,6 +150,11 @@ class AsyncioPoolBridge(Bridge):
         others = [t for t in asyncio.all_tasks() if t is not me]
         for task in others:
             task.cancel()
+        # Nothing on a dedicated connection needs an orderly goodbye (closing is what frees its
+        # session locks), and an orderly close would wait for the answer to its cancelled query,
+        # whose cancel request is one of the tasks just cancelled.
+        for conn in list(self._dedicated):
+            conn.terminate()
         if others:
             await asyncio.wait(others, timeout=self.release_timeout)
         if self._pool is not None:
@@ -160,8 +165,6 @@ class AsyncioPoolBridge(Bridge):
                 self._pool.terminate()
         for listener in list(self._listeners):
             listener.terminate()
-        for conn in list(self._dedicated):  # owners that missed the bound above
-            conn.terminate()
 
     async def _open_listener(self, listener: Listener) -> None:
         await listener.open(self.dsn, self.connect_timeout)
