@@ -86,20 +86,27 @@ async def running_node(
         if applied:
             log.info("applied migrations %s", applied)
         wakeups = Wakeups(bridge)
+        sequencers = tuple(
+            Sequencer(bridge, wakeups, options, observer=observer)
+            for options in settings.sink_options.values()
+        )
+        local = {sequencer.sink: sequencer for sequencer in sequencers}
 
         def events_written(sinks: tuple[str, ...]) -> None:
             for sink in sinks:
-                wakeups.poke(sequencer_topic(sink))
+                here = local.get(sink)
+                if here is not None and here.leading:
+                    # No NOTIFY to the whole cluster for the sequencer of this very node (if it
+                    # has just stopped leading, the next leader starts with a batch anyway).
+                    wakeups.wake_local(sequencer_topic(sink))
+                else:
+                    wakeups.poke(sequencer_topic(sink))
 
         storage = PostgresStorage(
             bridge, commit_timeout=settings.database.commit_timeout, events_written=events_written
         )
         service = MachineService(settings, storage, processor, observer=observer)
         sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
-        sequencers = tuple(
-            Sequencer(bridge, wakeups, options, observer=observer)
-            for options in settings.sink_options.values()
-        )
         app = create_app(service, max_body_bytes=settings.server.max_body_bytes, sinks=sink_reader)
         shutdown = trio.Event()
         async with trio.open_nursery() as background:

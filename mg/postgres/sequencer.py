@@ -65,6 +65,7 @@ class Sequencer:
         self._options = options
         self._observe = observer
         self._now = clock
+        self.sink = options.name
         self.leading = False
         # Operators (and tests) find the leader in pg_stat_activity by this name.
         self.application_name = f"mg {os.getpid()} sequencer {options.name}"[:63]
