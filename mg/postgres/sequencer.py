@@ -39,14 +39,24 @@ log = logging.getLogger("mg.sink")
 # A batch is one statement over at most batch_size rows; only a sick database takes this long.
 BATCH_TIMEOUT = 60.0
 MAX_BACKOFF = 10.0
-# A leader whose host vanishes must not keep the lock for the two hours of default keepalives:
-# the server drops the connection after about 5 + 3 * 3 seconds of silence, or when it notices
-# the client is gone while waiting for the lock.
 CONNECTION_SETTINGS = {
+    # A leader whose host vanishes must not keep the lock for the two hours of default
+    # keepalives: the server drops the connection after about 5 + 3 * 3 seconds of silence, or
+    # when it notices the client is gone while waiting for the lock.
     "tcp_keepalives_idle": "5",
     "tcp_keepalives_interval": "3",
     "tcp_keepalives_count": "3",
     "client_connection_check_interval": "5000",
+    # What a reader has seen must survive a crash of Postgres, or its position could be given
+    # to another event afterwards; this also makes the outbox rows moved durable (the WAL is
+    # flushed in order), even where the server's default is asynchronous commit.
+    "synchronous_commit": "on",
+    # Candidates wait for the lock as long as it takes, and a leader may sit idle between
+    # batches: server-wide timeouts must not end either (batches have their own bound).
+    "statement_timeout": "0",
+    "lock_timeout": "0",
+    "idle_session_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
 }
 
 
