@@ -16,6 +16,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
 from mg.postgres.bridges import make_bridge
@@ -69,12 +70,13 @@ async def running_node(
     )
     await bridge.open()
     processor = HttpProcessor(settings.namespaces)
+    modernizer = HttpModernizer(settings.namespaces)
     try:
         applied = await migrate(bridge)
         if applied:
             log.info("applied migrations %s", applied)
         storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
-        service = MachineService(settings, storage, processor)
+        service = MachineService(settings, storage, processor, modernizer=modernizer)
         app = create_app(service, max_body_bytes=settings.server.max_body_bytes)
         shutdown = trio.Event()
         async with trio.open_nursery() as nursery:
@@ -94,4 +96,5 @@ async def running_node(
     finally:
         with trio.CancelScope(shield=True):
             await processor.aclose()
+            await modernizer.aclose()
             await bridge.close()

@@ -39,7 +39,8 @@ from mg.errors import (
     TransientError,
 )
 from mg.service.locks import MachineLocks
-from mg.service.ports import Processor, SearchRow, StepSession, Storage
+from mg.service.modernize import modernize_history
+from mg.service.ports import Modernizer, Processor, SearchRow, StepSession, Storage
 from mg.settings import Namespace, Settings
 
 MAX_SEARCH_LIMIT = 1000
@@ -85,10 +86,12 @@ class MachineService:
         *,
         observer: Observer = ignore,
         clock: Callable[[], datetime] = utc_now,
+        modernizer: Modernizer | None = None,
     ) -> None:
         self._settings = settings
         self._storage = storage
         self._processor = processor
+        self._modernizer = modernizer
         self._observe = observer
         self._now = clock
         self._locks = MachineLocks(settings.limits.max_queue_per_machine)
@@ -209,6 +212,31 @@ class MachineService:
             await step.remove(namespace.sinks)
 
         await self._run(ns, machine_id, Kind.CALL, deadline, body, kind_name="remove")
+
+    async def modernize(
+        self, ns: str, ref: Ref, selection: Range, deadline: Deadline, trace: TraceContext
+    ) -> int:
+        """Rewrite the outdated events in range through the namespace's modernizer, under the
+        machine's lock like a step; returns how many events changed."""
+        namespace = self.namespace(ns)
+        modernizer = self._modernizer
+        if namespace.modernizer is None or modernizer is None:
+            raise InvalidRequest(f"namespace {ns!r} has no modernizer configured")
+        machine_id = await self._resolve(ns, ref)
+        count = 0
+
+        async def body(step: StepSession) -> None:
+            nonlocal count
+            machine = self._existing(ref, (await step.load(selection)).machine)
+            changed = await modernize_history(
+                modernizer, namespace, machine, deadline, trace.header()
+            )
+            if changed:
+                await step.rewrite(changed, machine.record.version)
+            count = len(changed)
+
+        await self._run(ns, machine_id, Kind.CALL, deadline, body, kind_name="modernize")
+        return count
 
     async def _processed(
         self,
