@@ -51,6 +51,8 @@ class Orders(Processor):
             return Result(response="closed", events=[{"kind": "closed"}], remove=True)
         if args == "quiet":
             return Result(timer=UNSET_TIMER)
+        if args == "remind soon":
+            return Result(timer=SetTimer(timeout=0))
         if isinstance(args, dict) and "tag" in args:
             return Result(response="tagged", tag=args["tag"])
         if isinstance(args, dict) and "pay" in args:
