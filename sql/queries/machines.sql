@@ -128,3 +128,7 @@ BEGIN
 
 -- name: commit
 COMMIT
+
+-- name: notify_wake
+-- Sent outside step transactions, coalesced (see mg/postgres/wakeups.py).
+SELECT pg_notify($1, $2)

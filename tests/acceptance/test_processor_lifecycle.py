@@ -115,7 +115,6 @@ async def test_the_processor_speaks_json_too(nodes: NodeFactory, orders_url: str
         assert await mg.call("test", "order-3", "total") == 2
 
 
-@pytest.mark.skip(reason="needs the timer and notification loops, which are not in main yet")
 async def test_timers_and_notifications_reach_the_handlers(mg: AsyncClient) -> None:
     await mg.start("test", "order-4", {"cents": 1})
     await mg.call("test", "order-4", "remind soon")
