@@ -290,9 +290,9 @@ async def test_aux_state_and_content(client: AsyncClient, processor: FakeProcess
     assert (await client.get("test", "m1")).aux_state == Content({"k": b"v"}, 3)
 
 
-# Notify, sink reads, health and metrics are served by routes that land with other parts of
-# issue 8's siblings (notifications, the sink, observability). Until a node serves them, these
-# tests skip rather than pass; once the routes exist they run as they are.
+# Sink reads, health and metrics are served by routes that land with the sink and
+# observability parts of issue 8. Until a node serves a route, its test skips rather than
+# passes; once the route exists the test runs as it is. (pytest-trio drops the skip reason.)
 
 
 async def served(operation: Awaitable[T], what: str) -> T:
