@@ -20,6 +20,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
 from mg.loops.claims import ClaimLoop
@@ -110,6 +111,7 @@ async def running_node(
     )
     await bridge.open()
     processor = HttpProcessor(settings.namespaces)
+    modernizer = HttpModernizer(settings.namespaces)
     try:
         applied = await migrate(bridge)
         if applied:
@@ -118,7 +120,7 @@ async def running_node(
         wakeups = Wakeups(bridge)
         nudges = LoopNudges(wakeups)
         steps = Steps(settings, storage, processor, nudges=nudges)
-        service = MachineService(steps)
+        service = MachineService(steps, modernizer=modernizer)
         signals = Signals(steps)
         owner = node_identity()
         timer_loop: ClaimLoop[TimerClaim] = ClaimLoop(
@@ -171,4 +173,5 @@ async def running_node(
     finally:
         with trio.CancelScope(shield=True):
             await processor.aclose()
+            await modernizer.aclose()
             await bridge.close()
