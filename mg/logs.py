@@ -37,3 +37,7 @@ def configure_logging(style: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every processor call at INFO: one line per step is noise, and costs CPU on
+    # the hot path. Its warnings still come through.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -7,19 +7,25 @@ client, the Quart app on hypercorn. Everything else receives what it needs throu
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
 from mg.core.facts import Observer, ignore
 from mg.core.sink import sequencer_topic
+from mg.loops.claims import ClaimLoop
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
 from mg.postgres.sequencer import Sequencer
@@ -27,23 +33,65 @@ from mg.postgres.sinks import PostgresSinks
 from mg.postgres.storage import PostgresStorage
 from mg.postgres.wakeups import Wakeups
 from mg.service.machines import MachineService
+from mg.service.ports import NotificationClaim, TimerClaim
+from mg.service.signals import Signals
 from mg.service.sinks import SinkReader
+from mg.service.steps import Steps
 from mg.settings import Settings
 
 log = logging.getLogger("mg.node")
 
+TIMERS = "timers"
+NOTIFICATIONS = "notifications"
+
 
 @dataclass
 class Node:
-    """A running node: where it listens, its service, and how to stop it."""
+    """A running node: where it listens, its services, and how to stop it."""
 
     url: str
     service: MachineService
+    steps: Steps
+    timer_loop: ClaimLoop[TimerClaim]
+    notification_loop: ClaimLoop[NotificationClaim]
     shutdown: trio.Event
     sequencers: tuple[Sequencer, ...] = ()
 
     def stop(self) -> None:
         self.shutdown.set()
+
+
+class LoopNudges:
+    """``Nudges`` for a node: wake the loops here at once, and other nodes by NOTIFY."""
+
+    def __init__(self, wakeups: Wakeups) -> None:
+        self._wakeups = wakeups
+        self.timer_loop: ClaimLoop[TimerClaim] | None = None
+        self.sequencers: dict[str, Sequencer] = {}
+
+    def timer_scheduled(self, at: datetime) -> None:
+        loop = self.timer_loop
+        # A loop asleep until before ``at`` will find the timer anyway when it wakes.
+        if loop is None or loop.sleeping_until is None or at < loop.sleeping_until:
+            self._wakeups.poke(TIMERS)
+
+    def notification_queued(self) -> None:
+        self._wakeups.poke(NOTIFICATIONS)
+
+    def events_written(self, sinks: tuple[str, ...]) -> None:
+        for sink in sinks:
+            here = self.sequencers.get(sink)
+            if here is not None and here.leading:
+                # No NOTIFY to the whole cluster for the sequencer of this very node (if it has
+                # just stopped leading, the next leader starts with a batch anyway).
+                self._wakeups.wake_local(sequencer_topic(sink))
+            else:
+                self._wakeups.poke(sequencer_topic(sink))
+
+
+def node_identity() -> str:
+    """Names this node in timer leases (for operators reading ``lease_owner``)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornConfig:
@@ -81,62 +129,78 @@ async def running_node(
     )
     await bridge.open()
     processor = HttpProcessor(settings.namespaces)
+    modernizer = HttpModernizer(settings.namespaces)
     try:
         applied = await migrate(bridge)
         if applied:
             log.info("applied migrations %s", applied)
+        storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
         wakeups = Wakeups(bridge)
+        nudges = LoopNudges(wakeups)
+        steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
+        service = MachineService(steps, modernizer=modernizer)
+        signals = Signals(steps)
+        owner = node_identity()
+        timer_loop: ClaimLoop[TimerClaim] = ClaimLoop(
+            TIMERS,
+            lambda now, limit: storage.claim_timers(now, limit, owner, settings.timers.lease),
+            lambda now: storage.next_wake(),
+            signals.fire_timer,
+            wakeups,
+            settings.timers,
+        )
+        nudges.timer_loop = timer_loop
+        notification_loop: ClaimLoop[NotificationClaim] = ClaimLoop(
+            NOTIFICATIONS,
+            lambda now, limit: storage.claim_notifications(
+                now, limit, settings.notifications.lease
+            ),
+            storage.next_notification,
+            signals.deliver,
+            wakeups,
+            settings.notifications,
+            rearm_after_each=True,
+        )
         sequencers = tuple(
             Sequencer(bridge, wakeups, options, observer=observer)
             for options in settings.sink_options.values()
         )
-        local = {sequencer.sink: sequencer for sequencer in sequencers}
-
-        def events_written(sinks: tuple[str, ...]) -> None:
-            for sink in sinks:
-                here = local.get(sink)
-                if here is not None and here.leading:
-                    # No NOTIFY to the whole cluster for the sequencer of this very node (if it
-                    # has just stopped leading, the next leader starts with a batch anyway).
-                    wakeups.wake_local(sequencer_topic(sink))
-                else:
-                    wakeups.poke(sequencer_topic(sink))
-
-        storage = PostgresStorage(
-            bridge, commit_timeout=settings.database.commit_timeout, events_written=events_written
-        )
-        service = MachineService(settings, storage, processor, observer=observer)
+        nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
         sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
         app = create_app(service, max_body_bytes=settings.server.max_body_bytes, sinks=sink_reader)
         shutdown = trio.Event()
-        async with trio.open_nursery() as background:
-            await background.start(wakeups.run)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(wakeups.run)
             for sequencer in sequencers:
-                await background.start(sequencer.run)
+                await nursery.start(sequencer.run)
             # Long-polls answer at once when the node stops, instead of holding up the drain.
-            background.start_soon(sink_reader.close_when, shutdown)
+            nursery.start_soon(sink_reader.close_when, shutdown)
+            binds = await nursery.start(
+                partial(
+                    serve,
+                    app,
+                    hypercorn_config(settings, port),
+                    shutdown_trigger=shutdown.wait,
+                )
+            )
+            await nursery.start(timer_loop.run)
+            await nursery.start(notification_loop.run)
+            node = Node(
+                url=binds[0],
+                service=service,
+                steps=steps,
+                timer_loop=timer_loop,
+                notification_loop=notification_loop,
+                shutdown=shutdown,
+                sequencers=sequencers,
+            )
             try:
-                async with trio.open_nursery() as nursery:
-                    binds = await nursery.start(
-                        partial(
-                            serve,
-                            app,
-                            hypercorn_config(settings, port),
-                            shutdown_trigger=shutdown.wait,
-                        )
-                    )
-                    node = Node(
-                        url=binds[0], service=service, shutdown=shutdown, sequencers=sequencers
-                    )
-                    try:
-                        yield node
-                    finally:
-                        shutdown.set()
+                yield node
             finally:
-                # Once hypercorn has drained (steps committed meanwhile were still sequenced),
-                # the background loops, which never end by themselves, are stopped.
-                background.cancel_scope.cancel()
+                shutdown.set()
+                nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await processor.aclose()
+            await modernizer.aclose()
             await bridge.close()

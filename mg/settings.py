@@ -15,28 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from mg.core.clock import parse_duration
+from mg.core.retry import RetryPolicy
 
 
 class SettingsError(ValueError):
     """The configuration is wrong; the message names the key."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How a failed-transiently timer or notification step is retried.
-
-    ``exponential``: ``timeout * factor ** (attempt - 1)``, capped by ``max_timeout``;
-    ``linear``: ``timeout * attempt``, capped; ``intervals``: the listed delays in turn.
-    ``jitter`` (0..1) spreads each delay by up to that fraction either way.
-    """
-
-    type: str = "exponential"
-    max_retries: int | None = 10
-    factor: float = 2.0
-    timeout: float = 1.0
-    max_timeout: float = 1800.0
-    intervals: tuple[float, ...] = ()
-    jitter: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +33,12 @@ class Namespace:
     name: str
     processor_url: str
     processor_encoding: str = "msgpack"
-    processor_max_connections: int = 100
+    processor_max_connections: int = 32
     default_processing_timeout: float = 30.0
     timer_processing_timeout: float = 60.0
     sinks: tuple[str, ...] = ()
-    timer_retries: RetryPolicy = RetryPolicy()
-    notification_retries: RetryPolicy = RetryPolicy()
+    timer_retries: RetryPolicy = field(default_factory=RetryPolicy)
+    notification_retries: RetryPolicy = field(default_factory=RetryPolicy)
     modernizer: Modernizer | None = None
 
 
@@ -111,6 +94,18 @@ SINK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
+class Loop:
+    """A background loop (timers or notifications): how much it claims at once, how many steps
+    it runs at once, how often it polls when nothing wakes it, and how long a claim lasts
+    before another node may take the work over."""
+
+    batch: int = 100
+    concurrency: int = 16
+    poll_interval: float = 1.0
+    lease: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Logging:
     format: str = "json"
     level: str = "info"
@@ -121,6 +116,8 @@ class Settings:
     server: Server = Server()
     database: Database = Database()
     limits: Limits = Limits()
+    timers: Loop = Loop()
+    notifications: Loop = Loop(concurrency=8)
     logging: Logging = Logging()
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     sinks: tuple[str, ...] = ()
@@ -240,13 +237,26 @@ def _sink(name: str, table: _Table) -> Sink:
     return sink
 
 
+def _loop(table: _Table, default: Loop) -> Loop:
+    loop = Loop(
+        batch=table.integer("batch", default.batch, minimum=1),
+        concurrency=table.integer("concurrency", default.concurrency, minimum=1),
+        poll_interval=table.duration("poll_interval", default.poll_interval),
+        lease=table.duration("lease", default.lease),
+    )
+    table.done()
+    if loop.lease <= 0 or loop.poll_interval <= 0:
+        raise SettingsError(f"{table.where}.lease and poll_interval must be positive")
+    return loop
+
+
 def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
     processor = table.table("processor")
     url = processor.string("url", None)
     if not url:
         raise SettingsError(f"{processor.key('url')} is required")
     encoding = processor.choice("encoding", "msgpack", ("msgpack", "json"))
-    max_connections = processor.integer("max_connections", 100, minimum=1)
+    max_connections = processor.integer("max_connections", 32, minimum=1)
     processor.done()
     retries = table.table("retries")
     timer_retries = _retry(retries.table("timers"))
@@ -323,6 +333,9 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     )
     limits_table.done()
 
+    timers = _loop(root.table("timers"), Loop())
+    notifications = _loop(root.table("notifications"), Loop(concurrency=8))
+
     logging_table = root.table("logging")
     logging = Logging(
         format=logging_table.choice("format", "json", ("json", "text")),
@@ -346,6 +359,8 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         server=server,
         database=database,
         limits=limits,
+        timers=timers,
+        notifications=notifications,
         logging=logging,
         namespaces=namespaces,
         sinks=sinks,

@@ -105,6 +105,24 @@ async def simple_repair(call: Call) -> Answer:
     return Answer(200, {})
 
 
+async def modernize(call: Call) -> Answer:
+    requests.only_keys(call.body, ("range",))
+    selection = requests.body_range(call.body)
+    count = await call.service.modernize(
+        call.params["ns"], call.ref(), selection, call.deadline(), call.trace
+    )
+    return Answer(200, {"modernized": count})
+
+
+async def notify(call: Call) -> Answer:
+    requests.only_keys(call.body, ("args", "range"))
+    selection = requests.body_range(call.body)
+    found = await call.service.notify(
+        call.params["ns"], call.ref(), call.body.get("args"), selection, call.trace
+    )
+    return Answer(202, {"id": str(found)})
+
+
 async def get(call: Call) -> Answer:
     selection = requests.query_range(call.query)
     machine = await call.service.get(call.params["ns"], call.ref(), selection)
@@ -184,6 +202,8 @@ def _routes() -> list[Route]:
             Route("POST", (*prefix, "call"), call_machine, "call"),
             Route("POST", (*prefix, "repair"), repair, "repair"),
             Route("POST", (*prefix, "simple-repair"), simple_repair, "simple_repair"),
+            Route("POST", (*prefix, "modernize"), modernize, "modernize"),
+            Route("POST", (*prefix, "notify"), notify, "notify"),
         ]
     return table
 

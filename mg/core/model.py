@@ -62,11 +62,15 @@ class Timer:
     set_by_version: int = 0
 
 
+TIMER_RETRY = "timer"
+NOTIFICATION_RETRY = "notification"
+
+
 @dataclass(frozen=True, slots=True)
 class Retry:
     """A scheduled retry of a failed-transiently timer or notification step."""
 
-    subject: str  # "timer" | "notification"
+    subject: str  # TIMER_RETRY | NOTIFICATION_RETRY
     attempt: int  # attempts failed so far
     next_at: datetime
     first_failed_at: datetime
@@ -93,12 +97,14 @@ class MachineRecord:
 
     @property
     def wake_at(self) -> datetime | None:
-        """When a background loop must next act on this machine, if ever."""
-        if self.status is Status.WAITING and self.timer is not None:
-            return self.timer.fire_at
-        if self.status is Status.RETRYING and self.retry is not None:
+        """When the timer loop must next act on this machine, if ever: the timer's fire time,
+        or the next attempt of a timer step that failed transiently. (Notification retries are
+        scheduled on the notification itself.)"""
+        if self.status is Status.FAILED:
+            return None
+        if self.retry is not None and self.retry.subject == TIMER_RETRY:
             return self.retry.next_at
-        return None
+        return self.timer.fire_at if self.timer is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,24 @@ from mg.core.processor_wire import Kind, Reply, TimerSpec, Unset
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationChange:
+    """What a notification step does to its notification: consumed (deleted), or put back with
+    the next attempt's time (``deliver_at`` None parks it until the machine is repaired)."""
+
+    id: int
+    consumed: bool = False
+    deliver_at: datetime | None = None
+    attempt: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """Everything one step changes, committed together or not at all.
 
     ``expected_version`` fences the commit: ``None`` means the machine must not exist yet
-    (start), otherwise the stored row must still have that version.
+    (start), otherwise the stored row must still have that version. ``resume_notifications``
+    releases notifications parked while the machine was failed.
     """
 
     record: MachineRecord
@@ -24,7 +37,8 @@ class Transition:
     events: tuple[Event, ...] = ()
     add_tag: str | None = None
     remove: bool = False
-    consumed_notification: int | None = None
+    notification: NotificationChange | None = None
+    resume_notifications: bool = False
 
 
 def _timer_from(spec: TimerSpec, now: datetime, trace: str | None, version: int) -> Timer:
@@ -107,6 +121,7 @@ def advance(
         events=events,
         add_tag=reply.tag,
         remove=reply.remove,
+        resume_notifications=record.status is Status.FAILED,
     )
 
 
@@ -114,6 +129,7 @@ def fail(record: MachineRecord, reason: str, now: datetime) -> Transition:
     """The machine fails; its history, aux state and timer are kept for repair."""
     before = record.status if record.status is not Status.FAILED else record.status_before_failure
     if before is Status.RETRYING:
+        # A retry is dropped by the failure: what comes back on repair is the timer, if any.
         before = Status.WAITING if record.timer is not None else Status.SLEEPING
     new = replace(
         record,
@@ -128,13 +144,14 @@ def fail(record: MachineRecord, reason: str, now: datetime) -> Transition:
 
 
 def schedule_retry(
-    record: MachineRecord, subject: str, reason: str, next_at: datetime, now: datetime
+    record: MachineRecord, subject: str, reason: str, attempt: int, next_at: datetime, now: datetime
 ) -> Transition:
-    """A timer or notification step failed transiently: try again at ``next_at``."""
+    """A timer or notification step failed transiently for the ``attempt``-th time: the
+    machine is ``retrying`` and the next attempt is due at ``next_at``."""
     previous = record.retry if record.retry and record.retry.subject == subject else None
     retry = Retry(
         subject=subject,
-        attempt=(previous.attempt if previous else 0) + 1,
+        attempt=attempt,
         next_at=next_at,
         first_failed_at=previous.first_failed_at if previous else now,
         reason=reason,
@@ -157,4 +174,4 @@ def simple_repair(record: MachineRecord, now: datetime) -> Transition:
         retry=None,
         updated_at=now,
     )
-    return Transition(record=new, expected_version=record.version)
+    return Transition(record=new, expected_version=record.version, resume_notifications=True)

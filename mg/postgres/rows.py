@@ -10,6 +10,7 @@ import asyncpg
 
 from mg.core import values
 from mg.core.model import Content, Direction, Event, MachineRecord, Range, Retry, Status, Timer
+from mg.service.ports import NotificationClaim
 
 
 def record_from_row(row: asyncpg.Record) -> MachineRecord:
@@ -87,6 +88,24 @@ def record_params(record: MachineRecord) -> tuple[Any, ...]:
         record.status_before_failure.value if record.status_before_failure else None,
         record.created_at,
         record.updated_at,
+    )
+
+
+def notification_claim(row: asyncpg.Record) -> NotificationClaim:
+    return NotificationClaim(
+        id=row["id"],
+        ns=row["ns"],
+        machine_id=row["machine_id"],
+        args=values.unpack(row["args"]),
+        range=Range(
+            after=row["range_after"],
+            limit=row["range_limit"],
+            direction=Direction(row["range_direction"]),
+        ),
+        trace=row["trace"],
+        attempt=row["attempt"],
+        created_at=row["created_at"],
+        due_at=row["due_at"],
     )
 
 

@@ -7,16 +7,18 @@ transition and commit. Any way out other than a commit rolls back, which also fr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 import asyncpg
 
+from mg.core import values
 from mg.core.deadline import Deadline
 from mg.core.model import Direction, Event, Machine, MachineRecord, Range, Status
 from mg.core.ranges import select_span
-from mg.core.step import Transition
+from mg.core.step import NotificationChange, Transition
 from mg.errors import (
     DeadlineExceeded,
     MachineAlreadyExists,
@@ -28,7 +30,7 @@ from mg.postgres import rows
 from mg.postgres.bridge import Bridge, Session
 from mg.postgres.failures import translate
 from mg.postgres.sql_files import query
-from mg.service.ports import Loaded, SearchRow
+from mg.service.ports import Loaded, NotificationClaim, SearchRow, Selection, TimerClaim
 
 T = TypeVar("T")
 
@@ -37,12 +39,14 @@ READ_TIMEOUT = 30.0
 
 
 async def _read_machine(
-    conn: asyncpg.Connection, ns: str, machine_id: str, selection: Range
+    conn: asyncpg.Connection, ns: str, machine_id: str, selection: Selection
 ) -> Machine | None:
     row = await conn.fetchrow(query("load_machine"), ns, machine_id)
     if row is None:
         return None
     record = rows.record_from_row(row)
+    if not isinstance(selection, Range):
+        selection = selection(record)
     tags = tuple(r["tag"] for r in await conn.fetch(query("load_tags"), ns, machine_id))
     history: tuple[Event, ...] = ()
     span = select_span(selection, 1, record.last_event_id)
@@ -58,6 +62,19 @@ async def _read_machine(
 async def _delete_machine(conn: asyncpg.Connection, ns: str, machine_id: str) -> None:
     for name in ("delete_events", "delete_tags", "delete_notifications", "delete_machine"):
         await conn.execute(query(name), ns, machine_id)
+
+
+async def _settle_notification(conn: asyncpg.Connection, change: NotificationChange) -> None:
+    if change.consumed:
+        await conn.execute(query("delete_notification"), change.id)
+    else:
+        await conn.execute(
+            query("postpone_notification"),
+            change.id,
+            change.deliver_at,
+            change.attempt,
+            change.error,
+        )
 
 
 async def _write_outbox(
@@ -83,20 +100,13 @@ class PostgresStep:
     """``StepSession`` on one held connection."""
 
     def __init__(
-        self,
-        session: Session,
-        ns: str,
-        machine_id: str,
-        deadline: Deadline,
-        commit_timeout: float,
-        events_written: Callable[[tuple[str, ...]], None] = lambda sinks: None,
+        self, session: Session, ns: str, machine_id: str, deadline: Deadline, commit_timeout: float
     ) -> None:
         self._session = session
         self._ns = ns
         self._id = machine_id
         self._deadline = deadline
         self._commit_timeout = commit_timeout
-        self._events_written = events_written
 
     async def _run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, timeout: float
@@ -109,7 +119,7 @@ class PostgresStep:
                 raise
             raise mapped from error
 
-    async def load(self, selection: Range) -> Loaded:
+    async def load(self, selection: Selection) -> Loaded:
         ns, machine_id = self._ns, self._id
         # Postgres takes at most INT_MAX milliseconds; a longer deadline waits that long.
         lock_ms = min(max(1, int(self._deadline.remaining() * 1000)), 2**31 - 1)
@@ -163,15 +173,17 @@ class PostgresStep:
                     *rows.event_columns(transition.events),
                 )
             await _write_outbox(conn, record, transition, sinks)
-            if transition.consumed_notification is not None:
-                await conn.execute(query("delete_notification"), transition.consumed_notification)
+            if transition.notification is not None:
+                await _settle_notification(conn, transition.notification)
+            if transition.resume_notifications:
+                await conn.execute(
+                    query("resume_notifications"), record.ns, record.id, record.updated_at
+                )
             if transition.remove:
                 await _delete_machine(conn, record.ns, record.id)
 
         await self._run(write, "writing the step", self._commit_timeout)
         await self._commit()
-        if sinks and transition.events:
-            self._events_written(sinks)  # wakes the sinks' sequencers
 
     async def remove(self, sinks: tuple[str, ...]) -> None:
         ns, machine_id = self._ns, self._id
@@ -180,6 +192,35 @@ class PostgresStep:
             await _delete_machine(conn, ns, machine_id)
 
         await self._run(write, "removing the machine", self._commit_timeout)
+        await self._commit()
+
+    async def rewrite(self, events: Sequence[Event], expected_version: int) -> None:
+        ns, machine_id = self._ns, self._id
+        ids, _, versions, data = rows.event_columns(events)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            fenced = await conn.fetchval(query("fence_machine"), ns, machine_id, expected_version)
+            if fenced is None:
+                raise VersionConflict(f"machine {machine_id!r} changed under this step")
+            await conn.execute(query("update_events"), ns, machine_id, ids, versions, data)
+
+        await self._run(write, "rewriting events", self._commit_timeout)
+        await self._commit()
+
+    async def release_claim(self, record: MachineRecord) -> None:
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                query("release_wake"), record.ns, record.id, record.wake_at, record.version
+            )
+
+        await self._run(write, "releasing a timer claim", self._commit_timeout)
+        await self._commit()
+
+    async def settle_notification(self, change: NotificationChange) -> None:
+        async def write(conn: asyncpg.Connection) -> None:
+            await _settle_notification(conn, change)
+
+        await self._run(write, "settling a notification", self._commit_timeout)
         await self._commit()
 
     async def _commit(self) -> None:
@@ -200,18 +241,9 @@ class PostgresStep:
 class PostgresStorage:
     """``Storage`` on a bridge."""
 
-    def __init__(
-        self,
-        bridge: Bridge,
-        *,
-        commit_timeout: float = 5.0,
-        events_written: Callable[[tuple[str, ...]], None] = lambda sinks: None,
-    ) -> None:
-        """``events_written(sinks)`` is called after a step committed outbox rows for
-        ``sinks``."""
+    def __init__(self, bridge: Bridge, *, commit_timeout: float = 5.0) -> None:
         self._bridge = bridge
         self._commit_timeout = commit_timeout
-        self._events_written = events_written
 
     async def _run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, timeout: float
@@ -238,9 +270,7 @@ class PostgresStorage:
                 if mapped is None:
                     raise
                 raise mapped from error
-            yield PostgresStep(
-                session, ns, machine_id, deadline, self._commit_timeout, self._events_written
-            )
+            yield PostgresStep(session, ns, machine_id, deadline, self._commit_timeout)
 
     async def get(self, ns: str, machine_id: str, selection: Range) -> Machine | None:
         async def work(conn: asyncpg.Connection) -> Machine | None:
@@ -273,6 +303,64 @@ class PostgresStorage:
             ]
 
         return await self._run(work, "searching machines", READ_TIMEOUT)
+
+    async def claim_timers(
+        self, now: datetime, limit: int, owner: str, lease: float
+    ) -> list[TimerClaim]:
+        async def work(conn: asyncpg.Connection) -> list[TimerClaim]:
+            found = await conn.fetch(query("claim_due_timers"), now, limit, lease, owner)
+            return [
+                TimerClaim(
+                    r["ns"], r["id"], r["due_at"], r["timer_fire_at"], r["timer_set_by_version"]
+                )
+                for r in found
+            ]
+
+        return await self._run(work, "claiming due timers", READ_TIMEOUT)
+
+    async def next_wake(self) -> datetime | None:
+        async def work(conn: asyncpg.Connection) -> datetime | None:
+            found: datetime | None = await conn.fetchval(query("next_wake"))
+            return found
+
+        return await self._run(work, "finding the next timer", READ_TIMEOUT)
+
+    async def enqueue_notification(
+        self, ns: str, machine_id: str, args: Any, selection: Range, trace: str, now: datetime
+    ) -> int | None:
+        packed = values.pack(args)
+
+        async def work(conn: asyncpg.Connection) -> int | None:
+            found: int | None = await conn.fetchval(
+                query("enqueue_notification"),
+                ns,
+                machine_id,
+                packed,
+                selection.after,
+                selection.limit,
+                selection.direction.value,
+                trace,
+                now,
+            )
+            return found
+
+        return await self._run(work, "queueing a notification", READ_TIMEOUT)
+
+    async def claim_notifications(
+        self, now: datetime, limit: int, lease: float
+    ) -> list[NotificationClaim]:
+        async def work(conn: asyncpg.Connection) -> list[NotificationClaim]:
+            found = await conn.fetch(query("claim_due_notifications"), now, limit, lease)
+            return [rows.notification_claim(r) for r in found]
+
+        return await self._run(work, "claiming due notifications", READ_TIMEOUT)
+
+    async def next_notification(self, now: datetime) -> datetime | None:
+        async def work(conn: asyncpg.Connection) -> datetime | None:
+            found: datetime | None = await conn.fetchval(query("next_notification"), now)
+            return found
+
+        return await self._run(work, "finding the next notification", READ_TIMEOUT)
 
     async def ping(self) -> None:
         async def work(conn: asyncpg.Connection) -> None:

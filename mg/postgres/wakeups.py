@@ -33,11 +33,11 @@ class Waiter:
     def __init__(self, event: trio.Event) -> None:
         self._event = event
 
-    async def wait(self, timeout: float) -> bool:
-        """True if poked, False if ``timeout`` seconds passed first."""
+    async def wait(self, seconds: float) -> bool:
+        """True if poked, False if ``seconds`` passed first."""
         if self._event.is_set():
             return True
-        with trio.move_on_after(max(timeout, 0)):
+        with trio.move_on_after(max(seconds, 0)):
             await self._event.wait()
             return True
         return False

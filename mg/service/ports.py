@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from mg.core.deadline import Deadline
-from mg.core.model import Machine, Range, Status
+from mg.core.model import Content, Event, Machine, MachineRecord, Range, Status
 from mg.core.processor_wire import Kind, Reply
-from mg.core.step import Transition
+from mg.core.step import NotificationChange, Transition
 from mg.settings import Namespace
 
 
@@ -32,10 +33,40 @@ class SearchRow:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class TimerClaim:
+    """A due machine claimed by a timer loop: ``due_at`` is when it was due, ``fire_at`` and
+    ``set_by_version`` name the timer it held when claimed."""
+
+    ns: str
+    id: str
+    due_at: datetime
+    fire_at: datetime | None
+    set_by_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationClaim:
+    id: int
+    ns: str
+    machine_id: str
+    args: Any
+    range: Range
+    trace: str | None
+    attempt: int
+    created_at: datetime
+    due_at: datetime
+
+
+Selection = Range | Callable[[MachineRecord], Range]
+"""The history a step reads: a range, or a function choosing it from the machine's record
+(a timeout step reads the range stored with the timer)."""
+
+
 class StepSession(Protocol):
     """One step's transaction, holding the machine's cluster-wide lock until it ends."""
 
-    async def load(self, selection: Range) -> Loaded: ...
+    async def load(self, selection: Selection) -> Loaded: ...
 
     async def commit(self, transition: Transition, sinks: tuple[str, ...]) -> None:
         """Write the transition and commit. Raises ``TagConflict`` before writing anything
@@ -45,6 +76,19 @@ class StepSession(Protocol):
 
     async def remove(self, sinks: tuple[str, ...]) -> None:
         """Delete the machine, its events, tags, timer and notifications, and commit."""
+        ...
+
+    async def rewrite(self, events: Sequence[Event], expected_version: int) -> None:
+        """Store ``events``' data and format versions in place (same ids and times) and
+        commit, if the machine row still has ``expected_version``. The sink is not touched."""
+        ...
+
+    async def release_claim(self, record: MachineRecord) -> None:
+        """A timer claim that found nothing to do: restore the machine's wake time, commit."""
+        ...
+
+    async def settle_notification(self, change: NotificationChange) -> None:
+        """Delete or postpone a notification without changing its machine, and commit."""
         ...
 
 
@@ -63,6 +107,34 @@ class Storage(Protocol):
 
     async def ping(self) -> None: ...
 
+    async def claim_timers(
+        self, now: datetime, limit: int, owner: str, lease: float
+    ) -> list[TimerClaim]: ...
+
+    async def next_wake(self) -> datetime | None: ...
+
+    async def enqueue_notification(
+        self, ns: str, machine_id: str, args: Any, selection: Range, trace: str, now: datetime
+    ) -> int | None:
+        """Queue a notification if the machine exists; its id, else None."""
+        ...
+
+    async def claim_notifications(
+        self, now: datetime, limit: int, lease: float
+    ) -> list[NotificationClaim]: ...
+
+    async def next_notification(self, now: datetime) -> datetime | None: ...
+
+
+class Nudges(Protocol):
+    """How the service tells background loops (on this node and others) that work is due."""
+
+    def timer_scheduled(self, at: datetime) -> None: ...
+
+    def notification_queued(self) -> None: ...
+
+    def events_written(self, sinks: tuple[str, ...]) -> None: ...
+
 
 class Processor(Protocol):
     async def invoke(
@@ -77,4 +149,18 @@ class Processor(Protocol):
     ) -> Reply:
         """Raises ``ProcessorTransientFailure``, ``ProcessorPermanentFailure`` or, for a
         repair, ``RepairFailed``."""
+        ...
+
+
+class Modernizer(Protocol):
+    async def modernize(
+        self,
+        namespace: Namespace,
+        machine_id: str,
+        event: Event,
+        deadline: Deadline,
+        trace: str | None,
+    ) -> Content:
+        """The event's new content. Raises ``Unavailable``, ``DeadlineExceeded`` or
+        ``ModernizerFailed``."""
         ...

@@ -46,12 +46,17 @@ def database_url(postgres_server: Any, template_database: str) -> Iterator[str]:
     postgres_server.drop_database(name)
 
 
+TOP_LEVEL = ("limits", "timers", "notifications", "server", "logging")
+
+
 def node_settings(processor_url: str, **namespace: Any) -> Settings:
-    """Settings for a test node: namespace ``test`` on the given processor."""
+    """Settings for a test node: namespace ``test`` on the given processor. Keyword arguments
+    are the namespace's keys, except top-level tables (``database``, ``timers``, ...) and
+    ``sinks_config`` (the ``[sinks]`` table)."""
     config: dict[str, Any] = {
         "database": namespace.pop("database", {"pool_size": 16}),
-        "limits": namespace.pop("limits", {}),
         "sinks": namespace.pop("sinks_config", {}),
+        **{name: namespace.pop(name) for name in TOP_LEVEL if name in namespace},
         "namespaces": {
             "test": {
                 "processor": {"url": processor_url, **namespace.pop("processor", {})},

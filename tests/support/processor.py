@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -20,6 +21,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from mg.core import values
+from mg.core.clock import utc_now
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Answer:
 class Seen:
     body: dict[str, Any]
     headers: dict[str, str]
+    received_at: datetime = field(default_factory=utc_now)
 
     @property
     def kind(self) -> str:
@@ -111,6 +114,13 @@ class FakeProcessor:
 
     def kinds(self) -> list[str]:
         return [seen.kind for seen in self.seen]
+
+    def of_kind(self, kind: str, machine_id: str | None = None) -> list[Seen]:
+        return [
+            seen
+            for seen in self.seen
+            if seen.kind == kind and (machine_id is None or seen.machine["id"] == machine_id)
+        ]
 
 
 @asynccontextmanager

@@ -18,6 +18,13 @@ def test_the_example_config_loads() -> None:
     assert orders.sinks == ("main",)
 
 
+def test_loops_have_their_own_tables() -> None:
+    settings = from_mapping({"timers": {"lease": "2s", "batch": 10}}, environ={})
+    assert settings.timers.lease == 2.0
+    assert settings.timers.batch == 10
+    assert settings.notifications.concurrency == 8
+
+
 def test_defaults_without_a_file() -> None:
     settings = from_mapping({}, environ={})
     assert settings.server.port == 8022

@@ -99,9 +99,12 @@ def test_repair_success_returns_the_machine_to_work() -> None:
 
 def test_retry_counts_attempts() -> None:
     record = started(Reply())
-    first = step.schedule_retry(record, "timer", "503", NOW + timedelta(seconds=1), NOW).record
-    second = step.schedule_retry(first, "timer", "503", NOW + timedelta(seconds=2), NOW).record
+    first = step.schedule_retry(record, "timer", "503", 1, NOW + timedelta(seconds=1), NOW).record
+    later = NOW + timedelta(seconds=5)
+    second = step.schedule_retry(first, "timer", "503", 2, later + timedelta(seconds=2), later)
+    second = second.record
     assert second.status is Status.RETRYING
     assert second.retry is not None
     assert second.retry.attempt == 2
-    assert second.wake_at == NOW + timedelta(seconds=2)
+    assert second.wake_at == later + timedelta(seconds=2)
+    assert second.retry.first_failed_at == NOW

@@ -1,0 +1,1 @@
+"""Background drivers of the machine service: the timer loop and the notification loop."""

@@ -1,0 +1,129 @@
+"""A loop that claims due work from the database and runs it, used for timers and for
+notifications.
+
+It claims in due-time order, never more than it has room to run (claims carry leases, and a
+claim waiting in a local queue would only age its lease), sleeps exactly until the next due time
+(no fixed floor, capped by the polling interval), and wakes early when poked. Errors of one item
+stay with that item; errors of the loop itself (Postgres away) mean back-off, never an exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
+
+import trio
+
+from mg.core.clock import utc_now
+from mg.errors import MgError
+from mg.settings import Loop
+
+log = logging.getLogger("mg.loops")
+
+C = TypeVar("C")
+
+
+class Waiter(Protocol):
+    async def wait(self, seconds: float) -> bool: ...
+
+
+class Waker(Protocol):
+    def arm(self, topic: str) -> Waiter: ...
+
+    def wake_local(self, topic: str) -> None: ...
+
+
+class ClaimLoop(Generic[C]):
+    def __init__(
+        self,
+        topic: str,
+        claim: Callable[[datetime, int], Awaitable[list[C]]],
+        next_due: Callable[[datetime], Awaitable[datetime | None]],
+        handle: Callable[[C], Awaitable[None]],
+        waker: Waker,
+        settings: Loop,
+        *,
+        rearm_after_each: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.topic = topic
+        self._claim = claim
+        self._next_due = next_due
+        self._handle = handle
+        self._waker = waker
+        self._settings = settings
+        self._rearm = rearm_after_each
+        self._now = clock
+        # A semaphore, not a CapacityLimiter: a slot is taken by the loop and given back by the
+        # task that ran the item.
+        self._limiter = trio.Semaphore(settings.concurrency)
+        self.sleeping_until: datetime | None = None
+        self.handled = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        backoff = 0.1
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                waiter = self._waker.arm(self.topic)
+                await self._limiter.acquire()
+                room = min(self._settings.batch, 1 + self._limiter.value)
+                try:
+                    claims = await self._claim(self._now(), room)
+                    backoff = 0.1
+                except (MgError, OSError) as error:
+                    self._limiter.release()
+                    log.warning(
+                        "%s loop: cannot claim (%s); retrying in %.1fs", self.topic, error, backoff
+                    )
+                    await trio.sleep(backoff * (1 + random.random() / 2))
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                if not claims:
+                    self._limiter.release()
+                for index, item in enumerate(claims):
+                    if index > 0:
+                        self._limiter.acquire_nowait()  # room counted these slots as free
+                    nursery.start_soon(self._run_one, item)
+                if claims and len(claims) == room:
+                    continue  # more may be due right now
+                await self._sleep(waiter)
+
+    async def _sleep(self, waiter: Waiter) -> None:
+        now = self._now()
+        delay = self._settings.poll_interval
+        try:
+            due = await self._next_due(now)
+        except (MgError, OSError) as error:
+            log.warning("%s loop: cannot read the next due time (%s)", self.topic, error)
+            due = None
+        if due is not None:
+            delay = min(delay, max((due - now).total_seconds(), 0.0))
+        self.sleeping_until = now + timedelta(seconds=delay)
+        try:
+            await waiter.wait(delay)
+        finally:
+            self.sleeping_until = None
+
+    async def _run_one(self, item: C) -> None:
+        try:
+            await self._handle(item)
+        except MgError as error:
+            # Postgres away, a lock wait past its deadline...: the claim's lease ends and the
+            # item is claimed again.
+            log.warning(
+                "%s loop: %r not done (%s); it comes back when its lease ends",
+                self.topic,
+                item,
+                error,
+            )
+        except Exception:
+            log.exception("%s loop: unexpected error on %r", self.topic, item)
+        finally:
+            self.handled += 1
+            self._limiter.release()
+            if self._rearm:
+                self._waker.wake_local(self.topic)

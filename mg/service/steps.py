@@ -1,0 +1,154 @@
+"""The path every step takes, whoever asked for it (a client, the timer loop, the notification
+loop): queue on the machine's in-memory lock, take a step slot, open the step's transaction
+(cluster-wide lock + read), call the processor, commit. Facts about each step are reported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import trio
+
+from mg.core.clock import utc_now
+from mg.core.deadline import Deadline
+from mg.core.facts import Observer, ProcessorCalled, StepFinished, ignore
+from mg.core.model import Machine
+from mg.core.processor_wire import Kind, Reply
+from mg.core.step import Transition
+from mg.errors import (
+    DeadlineExceeded,
+    LogicError,
+    MachineFailed,
+    NamespaceNotFound,
+    ProcessorPermanentFailure,
+    ProcessorTransientFailure,
+    RepairFailed,
+    TransientError,
+)
+from mg.service.locks import MachineLocks
+from mg.service.ports import Nudges, Processor, StepSession, Storage
+from mg.settings import Namespace, Settings
+
+Body = Callable[[StepSession], Awaitable[str | None]]
+"""A step's work inside its transaction; it may return the outcome to report (default ok)."""
+
+
+class NoNudges:
+    """Nudges for a node without background loops (and for tests of the service alone)."""
+
+    def timer_scheduled(self, at: datetime) -> None:
+        pass
+
+    def notification_queued(self) -> None:
+        pass
+
+    def events_written(self, sinks: tuple[str, ...]) -> None:
+        pass
+
+
+class Steps:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        processor: Processor,
+        *,
+        observer: Observer = ignore,
+        clock: Callable[[], datetime] = utc_now,
+        nudges: Nudges | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.observe = observer
+        self.now = clock
+        self.nudges: Nudges = nudges or NoNudges()
+        self._processor = processor
+        self.locks = MachineLocks(settings.limits.max_queue_per_machine)
+        self.slots = trio.CapacityLimiter(settings.limits.max_steps_in_flight)
+
+    def namespace(self, ns: str) -> Namespace:
+        found = self.settings.namespaces.get(ns)
+        if found is None:
+            raise NamespaceNotFound(f"namespace {ns!r} is not configured")
+        return found
+
+    async def invoke(
+        self,
+        namespace: Namespace,
+        kind: Kind,
+        args: Any,
+        machine_id: str,
+        machine: Machine | None,
+        deadline: Deadline,
+        trace: str,
+    ) -> Reply:
+        began = trio.current_time()
+        outcome = "ok"
+        try:
+            return await self._processor.invoke(
+                namespace, kind, args, machine_id, machine, deadline, trace
+            )
+        except ProcessorTransientFailure:
+            outcome = "transient"
+            raise
+        except RepairFailed:
+            outcome = "refused"
+            raise
+        except ProcessorPermanentFailure:
+            outcome = "permanent"
+            raise
+        finally:
+            elapsed = trio.current_time() - began
+            self.observe(ProcessorCalled(namespace.name, machine_id, kind.value, outcome, elapsed))
+
+    async def commit(
+        self, step: StepSession, transition: Transition, sinks: tuple[str, ...]
+    ) -> None:
+        """Commit a transition and tell the background loops what it scheduled."""
+        await step.commit(transition, sinks)
+        wake_at = transition.record.wake_at
+        if wake_at is not None and not transition.remove:
+            self.nudges.timer_scheduled(wake_at)
+        if transition.resume_notifications:
+            self.nudges.notification_queued()
+        if transition.events and sinks:
+            self.nudges.events_written(sinks)
+
+    async def run(
+        self, ns: str, machine_id: str, kind: str, deadline: Deadline, body: Body
+    ) -> None:
+        """Run ``body`` as one step of ``(ns, machine_id)``."""
+        began = trio.current_time()
+        outcome = "ok"
+        reason: str | None = None
+        try:
+            async with self.locks.hold(ns, machine_id, deadline):
+                with trio.move_on_after(max(deadline.remaining(), 0)) as waiting:
+                    await self.slots.acquire()
+                if waiting.cancelled_caught:
+                    raise DeadlineExceeded("the deadline passed while waiting for a step slot")
+                try:
+                    async with self.storage.step(ns, machine_id, deadline) as step:
+                        outcome = await body(step) or "ok"
+                finally:
+                    self.slots.release()
+        except MachineFailed as error:
+            outcome, reason = "failed", error.message
+            raise
+        except LogicError as error:
+            outcome, reason = "rejected", error.message
+            raise
+        except TransientError as error:
+            outcome, reason = "transient", error.message
+            raise
+        except DeadlineExceeded as error:
+            outcome, reason = "unknown", error.message
+            raise
+        except Exception as error:
+            outcome, reason = "error", repr(error)
+            raise
+        finally:
+            elapsed = trio.current_time() - began
+            self.observe(StepFinished(ns, machine_id, kind, outcome, elapsed, reason))

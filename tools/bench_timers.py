@@ -1,0 +1,216 @@
+"""Timer fire lag: N timers due over a window, on top of P pending far-future timers.
+
+Starts an embedded Postgres (durability on), loads the machines directly with SQL, serves a
+minimal processor in this process, starts K ``mg serve`` nodes as separate processes, and
+measures for every timer the lag between its due time and the moment the processor received
+its ``timeout`` signal. Prints a summary and writes it to JSON.
+
+    python tools/bench_timers.py                       # 10,000 timers at 1,000/s, 100,000 pending
+    python tools/bench_timers.py --timers 2000 --rate 500 --pending 0 --nodes 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mg.postgres.bridges import make_bridge
+from mg.postgres.embedded import EmbeddedPostgres
+from mg.postgres.migrations import migrate
+from tests.support.processes import NodeProcess, write_config
+
+LOAD = """
+INSERT INTO mg_machines (ns, id, incarnation, version, status, last_event_id,
+                         timer_fire_at, timer_set_by_version, wake_at, created_at, updated_at)
+SELECT 'bench', $1 || i, i, 1, 'waiting', 0,
+       $2::timestamptz + (i - 1) * $3 * interval '1 microsecond',
+       1,
+       $2::timestamptz + (i - 1) * $3 * interval '1 microsecond',
+       now(), now()
+FROM generate_series(1, $4) AS i
+"""
+
+
+class Recorder:
+    """The processor: answers every timeout with nothing to do, and notes when it came."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, float] = {}
+        self.done = trio.Event()
+        self.expected = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        arrived = time.time()
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        request = msgpack.unpackb(b"".join(chunks), raw=False)
+        machine_id = request["machine"]["id"]
+        self.received.setdefault(machine_id, arrived)
+        if len(self.received) >= self.expected:
+            self.done.set()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/msgpack")],
+            }
+        )
+        await send({"type": "http.response.body", "body": msgpack.packb({})})
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="mg-bench-timers-"))
+    workdir.chmod(0o755)
+    server = EmbeddedPostgres(workdir / "postgres")
+    url = server.start()
+    try:
+        bridge = make_bridge("thread", url, min_size=1, max_size=2, connect_timeout=10)
+        await bridge.open()
+        await migrate(bridge)
+        start_at = datetime.now(UTC) + timedelta(seconds=args.lead)
+        step_us = int(1_000_000 / args.rate)
+
+        async def load(conn: Any) -> None:
+            if args.pending:
+                far = datetime.now(UTC) + timedelta(days=1)
+                await conn.execute(LOAD, "pending-", far, 1000, args.pending)
+            await conn.execute(LOAD, "t-", start_at, step_us, args.timers)
+            await conn.execute("ANALYZE mg_machines")
+
+        await bridge.run(load, timeout=600)
+        await bridge.close()
+
+        recorder = Recorder()
+        recorder.expected = args.timers
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        config.accesslog = None
+        config.errorlog = None
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(serve, recorder, config))
+            node_config = write_config(
+                workdir / "mg.toml",
+                {
+                    "server": {"port": 0},
+                    "database": {"pool_size": args.pool},
+                    "limits": {"max_steps_in_flight": args.pool - 4},
+                    "timers": {"concurrency": args.concurrency, "batch": args.batch},
+                    "logging": {"level": "info"},
+                    "namespaces": {"bench": {"processor": {"url": binds[0] + "/processor"}}},
+                },
+            )
+            nodes = [
+                NodeProcess(node_config, env={"MG_DATABASE_URL": url}) for _ in range(args.nodes)
+            ]
+            for node in nodes:
+                await node.start(nursery)
+            window = args.timers / args.rate
+            with trio.move_on_after(args.lead + window + args.grace):
+                await recorder.done.wait()
+            for node in nodes:
+                node.signal(15)
+            for node in nodes:
+                await node.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        server.stop()
+
+    due = {
+        f"t-{i}": start_at.timestamp() + (i - 1) * step_us / 1e6 for i in range(1, args.timers + 1)
+    }
+    lags = [(recorder.received[k] - due[k]) * 1000 for k in due if k in recorder.received]
+    fired = [recorder.received[k] for k in due if k in recorder.received]
+    early = sum(1 for lag in lags if lag < 0)
+    span = (max(fired) - min(fired)) if len(fired) > 1 else 0.0
+    return {
+        "tool": "bench_timers",
+        "when": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "conditions": {
+            "timers": args.timers,
+            "rate_per_second": args.rate,
+            "pending": args.pending,
+            "nodes": args.nodes,
+            "timer_concurrency": args.concurrency,
+            "batch": args.batch,
+            "pool_size": args.pool,
+            "postgres": "embedded 18.6, fsync on",
+            "processor": "in the bench process, msgpack, answers {}",
+        },
+        "fired": len(lags),
+        "missing": args.timers - len(lags),
+        "early": early,
+        "lag_ms": {
+            "p50": round(percentile(lags, 0.50), 2) if lags else None,
+            "p99": round(percentile(lags, 0.99), 2) if lags else None,
+            "max": round(max(lags), 2) if lags else None,
+            "mean": round(statistics.fmean(lags), 2) if lags else None,
+        },
+        "fired_per_second": round(len(fired) / span, 1) if span else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--timers", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="timers due per second")
+    parser.add_argument(
+        "--pending", type=int, default=100_000, help="far-future timers also stored"
+    )
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=32, help="timers.concurrency per node")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--pool", type=int, default=48)
+    parser.add_argument("--lead", type=float, default=8.0, help="seconds before the first is due")
+    parser.add_argument("--grace", type=float, default=30.0)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/timers.json"))
+    args = parser.parse_args()
+    result = trio.run(run, args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    lag = result["lag_ms"]
+    print(
+        f"timers {result['fired']}/{args.timers} fired (early: {result['early']}), "
+        f"{args.pending} pending, {args.nodes} node(s), due at {args.rate:g}/s\n"
+        f"fire lag ms: p50 {lag['p50']}  p99 {lag['p99']}  max {lag['max']}\n"
+        f"fired per second: {result['fired_per_second']}\n"
+        f"written to {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
