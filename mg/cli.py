@@ -1,4 +1,5 @@
-"""The ``mg`` command: ``mg serve`` runs a node; ``mg migrate`` applies the schema."""
+"""The ``mg`` command: ``mg serve`` runs a node; ``mg migrate`` applies the schema; ``mg sink``
+works with sinks (``mg sink verify``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import trio
 
 from mg.logs import configure_logging
 from mg.settings import Settings, SettingsError, load
+from mg.sink_cli import add_sink_commands, run_sink_command
 
 log = logging.getLogger("mg")
 
@@ -79,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
     sub = commands.choices["serve"]
     sub.add_argument("--log-format", choices=("json", "text"), help="override logging.format")
+    add_sink_commands(commands)
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
@@ -91,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with database_url(settings) as url:
         if args.command == "serve":
             trio.run(_serve, settings, url)
+        elif args.command == "sink":
+            return int(trio.run(run_sink_command, settings, url, args))
         else:
             trio.run(_migrate, settings, url)
     return 0

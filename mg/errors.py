@@ -56,7 +56,13 @@ class MachineAlreadyWorking(LogicError):
 
 
 class MachineFailed(LogicError):
+    """The machine is failed, or failed during this request; ``reason`` says why."""
+
     code = "machine_failed"
+
+    @property
+    def reason(self) -> Any:
+        return self.details.get("reason")
 
 
 class PayloadTooLarge(LogicError):
@@ -71,6 +77,17 @@ class RepairFailed(LogicError):
     """The processor refused a repair; ``details["reason"]`` is its reason value."""
 
     code = "repair_failed"
+
+    @property
+    def reason(self) -> Any:
+        return self.details.get("reason")
+
+
+class ModernizerFailed(LogicError):
+    """The modernizer answered with an error or with content mg must refuse (a version lower
+    than the stored one); nothing was changed."""
+
+    code = "modernizer_failed"
 
 
 class Unauthorized(LogicError):

@@ -21,9 +21,12 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
 from mg.api.operator import Operator
+from mg.core.facts import Observer, ignore
+from mg.core.sink import sequencer_topic
 from mg.loops.claims import ClaimLoop
 from mg.observability.fact_log import log_fact
 from mg.observability.health import Health
@@ -32,11 +35,14 @@ from mg.observability.observers import fan_out
 from mg.observability.sampler import Sampler
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
+from mg.postgres.sequencer import Sequencer
+from mg.postgres.sinks import PostgresSinks
 from mg.postgres.storage import PostgresStorage
 from mg.postgres.wakeups import Wakeups
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.signals import Signals
+from mg.service.sinks import SinkReader
 from mg.service.steps import Steps
 from mg.settings import Settings
 
@@ -56,6 +62,7 @@ class Node:
     timer_loop: ClaimLoop[TimerClaim]
     notification_loop: ClaimLoop[NotificationClaim]
     shutdown: trio.Event
+    sequencers: tuple[Sequencer, ...] = ()
 
     def stop(self) -> None:
         self.shutdown.set()
@@ -67,6 +74,7 @@ class LoopNudges:
     def __init__(self, wakeups: Wakeups) -> None:
         self._wakeups = wakeups
         self.timer_loop: ClaimLoop[TimerClaim] | None = None
+        self.sequencers: dict[str, Sequencer] = {}
 
     def timer_scheduled(self, at: datetime) -> None:
         loop = self.timer_loop
@@ -79,7 +87,13 @@ class LoopNudges:
 
     def events_written(self, sinks: tuple[str, ...]) -> None:
         for sink in sinks:
-            self._wakeups.poke(f"sink:{sink}")
+            here = self.sequencers.get(sink)
+            if here is not None and here.leading:
+                # No NOTIFY to the whole cluster for the sequencer of this very node (if it has
+                # just stopped leading, the next leader starts with a batch anyway).
+                self._wakeups.wake_local(sequencer_topic(sink))
+            else:
+                self._wakeups.poke(sequencer_topic(sink))
 
 
 def node_identity() -> str:
@@ -106,11 +120,16 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
 
 @asynccontextmanager
 async def running_node(
-    settings: Settings, database_url: str, *, port: int | None = None
+    settings: Settings,
+    database_url: str,
+    *,
+    port: int | None = None,
+    observer: Observer = ignore,
 ) -> AsyncIterator[Node]:
     """Start a node on ``database_url``; it stops when the block ends or ``stop()`` is called.
 
-    ``port=0`` binds a free port (tests); the node's ``url`` says which.
+    ``port=0`` binds a free port (tests); the node's ``url`` says which. ``observer`` receives
+    the facts the node reports.
     """
     bridge = make_bridge(
         settings.database.bridge,
@@ -121,6 +140,7 @@ async def running_node(
     )
     await bridge.open()
     processor = HttpProcessor(settings.namespaces)
+    modernizer = HttpModernizer(settings.namespaces)
     try:
         applied = await migrate(bridge)
         if applied:
@@ -129,15 +149,11 @@ async def running_node(
         wakeups = Wakeups(bridge)
         nudges = LoopNudges(wakeups)
         metrics = Metrics(settings.namespaces, settings.sinks)
-        steps = Steps(
-            settings,
-            storage,
-            processor,
-            nudges=nudges,
-            observer=fan_out(metrics.observe, log_fact),
-        )
+        # Facts go to the metrics, the log, and whoever started the node (tests).
+        observer = fan_out(metrics.observe, log_fact, observer)
+        steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
         metrics.watch(steps.activity, lambda: bridge.pool_stats)
-        service = MachineService(steps)
+        service = MachineService(steps, modernizer=modernizer)
         signals = Signals(steps)
         owner = node_identity()
         timer_loop: ClaimLoop[TimerClaim] = ClaimLoop(
@@ -160,9 +176,16 @@ async def running_node(
             settings.notifications,
             rearm_after_each=True,
         )
+        sequencers = tuple(
+            Sequencer(bridge, wakeups, options, observer=observer)
+            for options in settings.sink_options.values()
+        )
+        nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
+        sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
         app = create_app(
             service,
             max_body_bytes=settings.server.max_body_bytes,
+            sinks=sink_reader,
             operator=Operator(metrics, Health(bridge)),
             auth=settings.auth,
         )
@@ -177,6 +200,10 @@ async def running_node(
         async with trio.open_nursery() as nursery:
             await nursery.start(wakeups.run)
             await nursery.start(sampler.run)
+            for sequencer in sequencers:
+                await nursery.start(sequencer.run)
+            # Long-polls answer at once when the node stops, instead of holding up the drain.
+            nursery.start_soon(sink_reader.close_when, shutdown)
             binds = await nursery.start(
                 partial(
                     serve,
@@ -194,6 +221,7 @@ async def running_node(
                 timer_loop=timer_loop,
                 notification_loop=notification_loop,
                 shutdown=shutdown,
+                sequencers=sequencers,
             )
             try:
                 yield node
@@ -203,4 +231,5 @@ async def running_node(
     finally:
         with trio.CancelScope(shield=True):
             await processor.aclose()
+            await modernizer.aclose()
             await bridge.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,24 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Sink:
+    """A sink's knobs (``[sinks.NAME]``): outbox rows its sequencer moves per transaction, how
+    often the sequencer looks for work when nothing wakes it, the longest long-poll a reader may
+    ask for (longer ``wait`` is cut to it), and the most events one read returns (a larger or
+    absent ``limit`` is cut to it)."""
+
+    name: str
+    batch_size: int = 1000
+    poll_interval: float = 1.0
+    max_wait: float = 60.0
+    read_limit: int = 1000
+
+
+# Sink names travel in URL paths, wake-up payloads (comma-separated) and lock keys: keep them plain.
+SINK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
 class Loop:
     """A background loop (timers or notifications): how much it claims at once, how many steps
     it runs at once, how often it polls when nothing wakes it, and how long a claim lasts
@@ -128,6 +147,7 @@ class Settings:
     auth: Auth = Auth()
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     sinks: tuple[str, ...] = ()
+    sink_options: Mapping[str, Sink] = field(default_factory=dict)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -221,6 +241,26 @@ def _retry(table: _Table) -> RetryPolicy:
     )
     table.done()
     return policy
+
+
+def _sink(name: str, table: _Table) -> Sink:
+    if not SINK_NAME.match(name):
+        raise SettingsError(
+            f"{table.where}: a sink name is 1..63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    default = Sink(name)
+    sink = Sink(
+        name=name,
+        batch_size=table.integer("batch_size", default.batch_size, minimum=1),
+        poll_interval=table.duration("poll_interval", default.poll_interval),
+        max_wait=table.duration("max_wait", default.max_wait),
+        read_limit=table.integer("read_limit", default.read_limit, minimum=1),
+    )
+    table.done()
+    if sink.poll_interval <= 0:
+        raise SettingsError(f"{table.key('poll_interval')} must be positive")
+    return sink
 
 
 def _loop(table: _Table, default: Loop) -> Loop:
@@ -403,8 +443,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
 
     sinks_table = root.table("sinks")
     sinks = tuple(sinks_table.data)
-    for sink in sinks:
-        sinks_table.table(sink).done()
+    sink_options = {name: _sink(name, sinks_table.table(name)) for name in sinks}
     sinks_table.done()
 
     namespaces_table = root.table("namespaces")
@@ -433,6 +472,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         auth=auth,
         namespaces=namespaces,
         sinks=sinks,
+        sink_options=sink_options,
     )
 
 

@@ -8,14 +8,12 @@ permanent. ``422 {"error": "repair_failed"}`` to a repair is the processor's ref
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from mg.core import values
+from mg.adapters.http_bodies import decode, encode, excerpt, header_safe
 from mg.core.clock import format_time
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
@@ -23,31 +21,6 @@ from mg.core.processor_wire import Kind, Reply, parse_refusal, parse_reply, requ
 from mg.core.shapes import ShapeError
 from mg.errors import ProcessorPermanentFailure, ProcessorTransientFailure, RepairFailed
 from mg.settings import Namespace
-
-MSGPACK = "application/msgpack"
-JSON = "application/json"
-# How much of an unexpected answer is kept in the failure reason.
-REASON_EXCERPT = 300
-
-
-def _encode(body: dict[str, Any], encoding: str) -> tuple[bytes, str]:
-    if encoding == "json":
-        return json.dumps(values.to_json(body), separators=(",", ":")).encode(), JSON
-    return values.pack(body), MSGPACK
-
-
-def _decode(response: httpx.Response, encoding: str) -> Any:
-    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media in (MSGPACK, "application/x-msgpack") or (not media and encoding == "msgpack"):
-        return values.unpack(response.content)
-    if media == JSON or media.endswith("+json") or (not media and encoding == "json"):
-        return values.from_json(json.loads(response.content))
-    raise ShapeError(f"unsupported content type {media!r}")
-
-
-def _excerpt(response: httpx.Response) -> str:
-    text = response.content[:REASON_EXCERPT].decode("utf-8", errors="replace")
-    return text + ("..." if len(response.content) > REASON_EXCERPT else "")
 
 
 class HttpProcessor:
@@ -86,7 +59,7 @@ class HttpProcessor:
             raise ProcessorTransientFailure(
                 "the deadline passed before the processor call", timed_out=True
             )
-        body, media = _encode(
+        body, media = encode(
             request_value(kind, args, namespace.name, machine_id, machine),
             namespace.processor_encoding,
         )
@@ -95,7 +68,7 @@ class HttpProcessor:
             "accept": media,
             "x-request-deadline": format_time(deadline.at),
             "x-mg-namespace": namespace.name,
-            "x-mg-machine-id": _header_safe(machine_id),
+            "x-mg-machine-id": header_safe(machine_id),
         }
         if trace:
             headers["traceparent"] = trace
@@ -118,10 +91,10 @@ class HttpProcessor:
     def _classify(self, kind: Kind, response: httpx.Response, encoding: str) -> Reply:
         status = response.status_code
         if status == 503:
-            raise ProcessorTransientFailure(f"the processor answered 503: {_excerpt(response)}")
+            raise ProcessorTransientFailure(f"the processor answered 503: {excerpt(response)}")
         if kind is Kind.REPAIR and status == 422:
             try:
-                refusal = _decode(response, encoding)
+                refusal = decode(response, encoding)
             except (ShapeError, ValueError):
                 refusal = None
             if isinstance(refusal, dict) and refusal.get("error") == "repair_failed":
@@ -129,19 +102,10 @@ class HttpProcessor:
                     "the processor refused the repair", reason=parse_refusal(refusal)
                 )
         if not 200 <= status < 300:
-            raise ProcessorPermanentFailure(
-                f"the processor answered {status}: {_excerpt(response)}"
-            )
+            raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")
         try:
-            return parse_reply(_decode(response, encoding))
+            return parse_reply(decode(response, encoding))
         except (ShapeError, ValueError) as error:
             raise ProcessorPermanentFailure(
                 f"the processor's answer breaks the protocol: {error}"
             ) from error
-
-
-def _header_safe(text: str) -> str:
-    """HTTP header values are ASCII: ids that are not are percent-encoded."""
-    if text.isascii() and text.isprintable():
-        return text
-    return quote(text, safe="")

@@ -18,6 +18,7 @@ from mg.core.trace import TraceContext, continue_or_start
 from mg.errors import InvalidRequest, MgError, PayloadTooLarge
 from mg.observability import context
 from mg.service.machines import MachineService
+from mg.service.sinks import SinkReader
 from mg.settings import Auth
 
 log = logging.getLogger("mg.api")
@@ -41,6 +42,7 @@ def create_app(
     service: MachineService,
     *,
     max_body_bytes: int,
+    sinks: SinkReader | None = None,
     operator: Operator | None = None,
     auth: Auth | None = None,
 ) -> QuartTrio:
@@ -89,6 +91,7 @@ def create_app(
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
                 trace=trace,
+                sinks=sinks,
             )
             answer = await route.handler(call)
             return _respond(answer.status, answer.body, media, request_id, {})

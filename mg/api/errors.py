@@ -23,6 +23,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "repair_failed": 422,
     "overloaded": 429,
     "internal_error": 500,
+    "modernizer_failed": 502,
     "unavailable": 503,
     "deadline_exceeded": 504,
 }

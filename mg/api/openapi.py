@@ -120,10 +120,15 @@ def _schemas() -> dict[str, Schema]:
                 "id": {"type": "integer", "minimum": 1},
                 "ns": {"type": "string"},
                 "machine_id": {"type": "string"},
+                "incarnation": {
+                    "type": "integer",
+                    "description": "Tells apart machines of one id separated by a remove "
+                    "(beyond the contract; not hashed).",
+                },
                 "event": ref("Event"),
                 "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             },
-            ("id", "ns", "machine_id", "event", "hash"),
+            ("id", "ns", "machine_id", "incarnation", "event", "hash"),
         ),
         "Error": {
             "type": "object",
@@ -199,8 +204,9 @@ PARAMETERS: dict[str, Schema] = {
     "wait": {
         "name": "wait",
         "in": "query",
-        "description": "Seconds to long-poll for an event after `after`.",
-        "schema": {"type": "number", "minimum": 0, "maximum": 60},
+        "description": "Seconds to long-poll for an event after `after` (default 0); a longer "
+        "wait than the sink's max_wait is cut to it.",
+        "schema": {"type": "number", "minimum": 0},
     },
     "deadline": {
         "name": "X-Request-Deadline",

@@ -3,6 +3,7 @@ request ids, and the fields of bodies."""
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -142,3 +143,17 @@ def only_keys(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     extra = sorted(set(body) - set(allowed))
     if extra:
         raise InvalidRequest(f"unknown body member(s): {', '.join(map(str, extra))}")
+
+
+def query_wait(query: Mapping[str, str]) -> float:
+    """``wait``: seconds a sink read may long-poll (a number, fractions allowed); absent: 0."""
+    raw = query.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError as error:
+        raise InvalidRequest("wait must be a number of seconds") from error
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidRequest("wait must be a non-negative number of seconds")
+    return seconds

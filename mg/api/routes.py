@@ -14,9 +14,11 @@ from mg.core.clock import format_time
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
 from mg.core.shapes import content_value, event_value, range_value
+from mg.core.sink import sink_event_value
 from mg.core.trace import TraceContext
-from mg.errors import InvalidRequest, MethodNotAllowed, RouteNotFound
+from mg.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, SinkNotFound
 from mg.service.machines import MachineService, Ref
+from mg.service.sinks import SinkReader
 
 DEFAULT_SEARCH_LIMIT = 100
 
@@ -31,6 +33,7 @@ class Call:
     headers: Mapping[str, str]
     body: Mapping[str, Any]
     trace: TraceContext
+    sinks: SinkReader | None = None
 
     def ref(self) -> Ref:
         if "tag" in self.params:
@@ -102,6 +105,15 @@ async def simple_repair(call: Call) -> Answer:
     return Answer(200, {})
 
 
+async def modernize(call: Call) -> Answer:
+    requests.only_keys(call.body, ("range",))
+    selection = requests.body_range(call.body)
+    count = await call.service.modernize(
+        call.params["ns"], call.ref(), selection, call.deadline(), call.trace
+    )
+    return Answer(200, {"modernized": count})
+
+
 async def notify(call: Call) -> Answer:
     requests.only_keys(call.body, ("args", "range"))
     selection = requests.body_range(call.body)
@@ -147,6 +159,15 @@ async def search(call: Call) -> Answer:
     )
 
 
+async def sink_events(call: Call) -> Answer:
+    name = call.params["sink"]
+    if call.sinks is None:
+        raise SinkNotFound(f"sink {name!r} is not configured")
+    selection = requests.query_range(call.query)
+    found = await call.sinks.read(name, selection, requests.query_wait(call.query))
+    return Answer(200, {"events": [sink_event_value(event) for event in found]})
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     method: str
@@ -181,6 +202,13 @@ def _routes() -> list[Route]:
             "search",
             ("status", "limit", "cursor"),
         ),
+        Route(
+            "GET",
+            ("v1", "sinks", "{sink}", "events"),
+            sink_events,
+            "sink_events",
+            ("after", "limit", "direction", "wait"),
+        ),
     ]
     # Every machine path but start and DELETE also works as /tags/{tag}.
     for base, key in (("machines", "{id}"), ("tags", "{tag}")):
@@ -190,6 +218,7 @@ def _routes() -> list[Route]:
             Route("POST", (*prefix, "call"), call_machine, "call", ()),
             Route("POST", (*prefix, "repair"), repair, "repair", ()),
             Route("POST", (*prefix, "simple-repair"), simple_repair, "simple_repair", ()),
+            Route("POST", (*prefix, "modernize"), modernize, "modernize", ()),
             Route("POST", (*prefix, "notify"), notify, "notify", ()),
         ]
     return table

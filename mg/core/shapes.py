@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mg.core.clock import format_time
+from mg.core.clock import format_time, parse_time
 from mg.core.model import Content, Direction, Event, Range
 
 MAX_ID_BYTES = 1024
@@ -77,6 +77,22 @@ def event_value(event: Event) -> dict[str, Any]:
         "format_version": event.format_version,
         "data": event.data,
     }
+
+
+def parse_event(value: Any, where: str) -> Event:
+    """An ``Event`` as the contract writes it (id, created_at, format_version, data)."""
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where} must be an object")
+    event_id: Any = value.get("id")
+    created: Any = value.get("created_at")
+    if not is_int(event_id) or event_id < 1:
+        raise ShapeError(f"{where}.id must be a positive integer")
+    try:
+        created_at = parse_time(created)
+    except (ValueError, OverflowError) as error:
+        raise ShapeError(f"{where}.created_at: {error}") from error
+    content = parse_content(value, where)
+    return Event(event_id, created_at, content.format_version, content.data)
 
 
 def check_machine_id(value: Any, what: str = "id") -> str:

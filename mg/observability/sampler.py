@@ -31,6 +31,7 @@ class Sample:
     failed: dict[str, int] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, tuple[int, float]] = field(default_factory=dict)
+    heads: dict[str, int] = field(default_factory=dict)
 
 
 async def _read(conn: asyncpg.Connection) -> Sample:
@@ -42,6 +43,8 @@ async def _read(conn: asyncpg.Connection) -> Sample:
         sample.queued[row["ns"]] = row["queued"]
     for row in await conn.fetch(query("sample_sink_outbox")):
         sample.outbox[row["sink"]] = (row["pending"], row["oldest_seconds"])
+    for row in await conn.fetch(query("sample_sink_heads")):
+        sample.heads[row["sink"]] = row["position"]
     return sample
 
 
@@ -76,6 +79,9 @@ class Sampler:
             pending, oldest = sample.outbox.get(sink, (0, 0.0))
             m.sink_pending.labels(sink).set(pending)
             m.sink_pending_age.labels(sink).set(oldest)
+        # Every node reports each sink's position, not only the one whose sequencer leads.
+        for sink, position in sample.heads.items():
+            m.sink_position.labels(sink).set(position)
         m.sampled_at.set(time.time())
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -1,5 +1,5 @@
 """The asyncio half shared by both bridges: the pool and units of work (sessions and LISTEN live
-in ``bridge_session`` and ``bridge_listen``).
+in ``bridge_session`` and ``bridge_listen``; dedicated sessions reuse the session owner).
 
 Everything here runs on the bridge's asyncio loop. A subclass supplies only the crossing:
 ``_call`` runs one coroutine on the loop and waits for it from trio, and ``_to_trio`` schedules a
@@ -18,16 +18,16 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 import asyncpg
 import trio
 
-from mg.postgres.bridge import Bridge, Session, Work
+from mg.postgres.bridge import Bridge, DedicatedSession, Session, Work
 from mg.postgres.bridge_listen import Listener, Lost, Notifications
-from mg.postgres.bridge_session import BridgeSession, SessionOwner
+from mg.postgres.bridge_session import BridgeSession, DedicatedBridgeSession, SessionOwner
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class AsyncioPoolBridge(Bridge):
         self._pool: asyncpg.Pool | None = None
         self._closed = False
         self._listeners: set[Listener] = set()  # touched on the loop side only
+        self._dedicated: set[asyncpg.Connection] = set()  # likewise
 
     # -- the crossing, supplied by subclasses ------------------------------------------------
 
@@ -149,6 +150,11 @@ class AsyncioPoolBridge(Bridge):
         others = [t for t in asyncio.all_tasks() if t is not me]
         for task in others:
             task.cancel()
+        # Nothing on a dedicated connection needs an orderly goodbye (closing is what frees its
+        # session locks), and an orderly close would wait for the answer to its cancelled query,
+        # whose cancel request is one of the tasks just cancelled.
+        for conn in list(self._dedicated):
+            conn.terminate()
         if others:
             await asyncio.wait(others, timeout=self.release_timeout)
         if self._pool is not None:
@@ -182,7 +188,7 @@ class AsyncioPoolBridge(Bridge):
 
     @asynccontextmanager
     async def _session(self, acquire_limit: float | None) -> AsyncIterator[Session]:
-        owner = SessionOwner(self._require_pool(), acquire_limit, self._give_back)
+        owner = SessionOwner(self._require_pool().acquire, acquire_limit, self._give_back)
         await self._call(owner.start())
         try:
             yield BridgeSession(owner, self._call)
@@ -191,6 +197,45 @@ class AsyncioPoolBridge(Bridge):
 
     def session(self, *, timeout: float | None = None) -> AbstractAsyncContextManager[Session]:
         return self._session(timeout)
+
+    @asynccontextmanager
+    async def _dedicated_session(
+        self, connect_limit: float | None, server_settings: Mapping[str, str] | None
+    ) -> AsyncIterator[DedicatedSession]:
+        self._require_pool()  # refused on a closed bridge, like everything else
+        lost = trio.Event()
+        limit = self.connect_timeout if connect_limit is None else connect_limit
+        settings = dict(server_settings or {})
+
+        def on_lost(_conn: object) -> None:
+            self._to_trio(lost.set)
+
+        async def connect() -> asyncpg.Connection:
+            conn = await asyncpg.connect(self.dsn, timeout=limit, server_settings=settings)
+            conn.add_termination_listener(on_lost)
+            self._dedicated.add(conn)
+            return conn
+
+        async def close(conn: asyncpg.Connection) -> None:
+            self._dedicated.discard(conn)
+            conn.remove_termination_listener(on_lost)  # our own close is not a loss
+            try:
+                await conn.close(timeout=self.release_timeout)
+            except Exception as error:
+                _log.warning("terminating a dedicated connection that failed to close: %r", error)
+                conn.terminate()
+
+        owner = SessionOwner(connect, limit, close)
+        await self._call(owner.start())
+        try:
+            yield DedicatedBridgeSession(owner, self._call, lost)
+        finally:
+            await self._cleanup(owner.finish())
+
+    def dedicated(
+        self, *, timeout: float | None = None, server_settings: Mapping[str, str] | None = None
+    ) -> AbstractAsyncContextManager[DedicatedSession]:
+        return self._dedicated_session(timeout, server_settings)
 
     @asynccontextmanager
     async def _listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:

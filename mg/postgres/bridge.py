@@ -22,16 +22,21 @@ terminated, never reused), provided ``work`` itself lets ``asyncio.CancelledErro
 If the work had already completed when the cancel arrived, its result is returned instead and
 trio raises ``Cancelled`` at the caller's next checkpoint. Calls on a closed bridge, and calls
 still running when it is closed, raise ``trio.ClosedResourceError``.
+
+Pooled connections are not reset on release (see ``asyncio_pool``), so no session state may be
+left on them. Work that needs session state, above all a session-level advisory lock held for as
+long as a node leads something, uses ``dedicated()``: a connection of its own, closed at the end.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Self, TypeVar
 
 import asyncpg
+import trio
 
 T = TypeVar("T")
 
@@ -49,6 +54,20 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     async def run(self, work: Work[T], *, timeout: float | None = None) -> T: ...
+
+
+class DedicatedSession(Session):
+    """A session on a connection opened for it alone, closed when it ends.
+
+    Closing the connection ends everything the server keeps for the session, session-level
+    advisory locks included, whichever way the block is left. ``lost`` is set as soon as the
+    connection drops (the server ended it, the network failed): from then on the session holds
+    nothing, and ``run`` raises.
+    """
+
+    @property
+    @abc.abstractmethod
+    def lost(self) -> trio.Event: ...
 
 
 class Bridge(abc.ABC):
@@ -86,6 +105,17 @@ class Bridge(abc.ABC):
         """Hold one pooled connection for the duration of the ``async with`` block.
 
         ``timeout`` bounds acquiring the connection.
+        """
+
+    @abc.abstractmethod
+    def dedicated(
+        self, *, timeout: float | None = None, server_settings: Mapping[str, str] | None = None
+    ) -> AbstractAsyncContextManager[DedicatedSession]:
+        """Open a connection for the duration of the ``async with`` block (never from the pool,
+        never counted in it) and close it at the end; see ``DedicatedSession``.
+
+        ``timeout`` bounds connecting (default: the bridge's connect timeout);
+        ``server_settings`` are sent when connecting (``application_name``, keepalives...).
         """
 
     @abc.abstractmethod

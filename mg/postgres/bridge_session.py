@@ -1,28 +1,25 @@
 """A bridge session on the asyncio side: one task holds the connection, work items take turns.
 
-Shared by both bridges through ``AsyncioPoolBridge``.
+Shared by both bridges through ``AsyncioPoolBridge``. The same owner serves pooled sessions
+(acquire from the pool, give back to it) and dedicated ones (connect, close).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
 import trio
 
-from mg.postgres.bridge import Session, Work
-
-if TYPE_CHECKING:  # generic in the stubs only
-    from asyncpg.pool import PoolConnectionProxy
-
-    Pooled: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+from mg.postgres.bridge import DedicatedSession, Session, Work
 
 T = TypeVar("T")
+C = TypeVar("C")  # the connection held: a pool's proxy, or a connection of its own
 
 
-class SessionOwner:
+class SessionOwner(Generic[C]):
     """The asyncio task that holds a session's connection from acquire to release.
 
     Work items run in their callers' (cancellable) tasks, one at a time under ``_lock``. The owner
@@ -32,15 +29,15 @@ class SessionOwner:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        acquire: Callable[[], Awaitable[C]],
         acquire_timeout: float | None,
-        give_back: Callable[[Pooled], Awaitable[None]],
+        give_back: Callable[[C], Awaitable[None]],
     ) -> None:
-        self._pool = pool
+        self._acquire = acquire
         self._acquire_timeout = acquire_timeout
         self._give_back = give_back
         self._lock = asyncio.Lock()
-        self._conn: Pooled | None = None
+        self._conn: C | None = None
         self._finish: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -61,7 +58,7 @@ class SessionOwner:
     async def _hold(self, acquired: asyncio.Future[None], finish: asyncio.Event) -> None:
         try:
             async with asyncio.timeout(self._acquire_timeout):
-                conn = await self._pool.acquire()
+                conn = await self._acquire()
         except Exception as error:
             # Reported once, through start(); the task itself ends quietly.
             acquired.set_exception(error)
@@ -96,7 +93,9 @@ class BridgeSession(Session):
     """The trio face of a ``SessionOwner``; ``call`` is the bridge's crossing to its loop."""
 
     def __init__(
-        self, owner: SessionOwner, call: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]
+        self,
+        owner: SessionOwner[Any],
+        call: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]],
     ) -> None:
         self._owner = owner
         self._call = call
@@ -104,3 +103,20 @@ class BridgeSession(Session):
     async def run(self, work: Work[T], *, timeout: float | None = None) -> T:
         result: T = await self._call(self._owner.execute(work, timeout))
         return result
+
+
+class DedicatedBridgeSession(BridgeSession, DedicatedSession):
+    """A ``BridgeSession`` on a connection of its own; ``lost`` is set from the loop side."""
+
+    def __init__(
+        self,
+        owner: SessionOwner[Any],
+        call: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]],
+        lost: trio.Event,
+    ) -> None:
+        super().__init__(owner, call)
+        self._lost = lost
+
+    @property
+    def lost(self) -> trio.Event:
+        return self._lost

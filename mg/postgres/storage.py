@@ -7,7 +7,7 @@ transition and commit. Any way out other than a commit rolls back, which also fr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -192,6 +192,19 @@ class PostgresStep:
             await _delete_machine(conn, ns, machine_id)
 
         await self._run(write, "removing the machine", self._commit_timeout)
+        await self._commit()
+
+    async def rewrite(self, events: Sequence[Event], expected_version: int) -> None:
+        ns, machine_id = self._ns, self._id
+        ids, _, versions, data = rows.event_columns(events)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            fenced = await conn.fetchval(query("fence_machine"), ns, machine_id, expected_version)
+            if fenced is None:
+                raise VersionConflict(f"machine {machine_id!r} changed under this step")
+            await conn.execute(query("update_events"), ns, machine_id, ids, versions, data)
+
+        await self._run(write, "rewriting events", self._commit_timeout)
         await self._commit()
 
     async def release_claim(self, record: MachineRecord) -> None:

@@ -25,7 +25,8 @@ from mg.errors import (
     ProcessorTransientFailure,
     TagConflict,
 )
-from mg.service.ports import SearchRow, StepSession
+from mg.service.modernize import modernize_history
+from mg.service.ports import Modernizer, SearchRow, StepSession
 from mg.service.steps import Steps
 from mg.settings import Namespace
 
@@ -70,9 +71,10 @@ def _existing(ref: Ref, machine: Machine | None) -> Machine:
 
 
 class MachineService:
-    def __init__(self, steps: Steps) -> None:
+    def __init__(self, steps: Steps, *, modernizer: Modernizer | None = None) -> None:
         self._steps = steps
         self._storage = steps.storage
+        self._modernizer = modernizer
 
     # --- lookups ---------------------------------------------------------------------------
 
@@ -193,6 +195,32 @@ class MachineService:
             await step.remove(namespace.sinks)
 
         await self._steps.run(ns, machine_id, "remove", deadline, body)
+
+    async def modernize(
+        self, ns: str, ref: Ref, selection: Range, deadline: Deadline, trace: TraceContext
+    ) -> int:
+        """Rewrite the outdated events in range through the namespace's modernizer, under the
+        machine's lock like a step; returns how many events changed."""
+        steps = self._steps
+        namespace = steps.namespace(ns)
+        modernizer = self._modernizer
+        if namespace.modernizer is None or modernizer is None:
+            raise InvalidRequest(f"namespace {ns!r} has no modernizer configured")
+        machine_id = await self._resolve(ns, ref)
+        count = 0
+
+        async def body(step: StepSession) -> None:
+            nonlocal count
+            machine = _existing(ref, (await step.load(selection)).machine)
+            changed = await modernize_history(
+                modernizer, namespace, machine, deadline, trace.header()
+            )
+            if changed:
+                await step.rewrite(changed, machine.record.version)
+            count = len(changed)
+
+        await steps.run(ns, machine_id, "modernize", deadline, body)
+        return count
 
     async def _processed(
         self,

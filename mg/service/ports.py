@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from mg.core.deadline import Deadline
-from mg.core.model import Machine, MachineRecord, Range, Status
+from mg.core.model import Content, Event, Machine, MachineRecord, Range, Status
 from mg.core.processor_wire import Kind, Reply
 from mg.core.step import NotificationChange, Transition
 from mg.settings import Namespace
@@ -76,6 +76,11 @@ class StepSession(Protocol):
 
     async def remove(self, sinks: tuple[str, ...]) -> None:
         """Delete the machine, its events, tags, timer and notifications, and commit."""
+        ...
+
+    async def rewrite(self, events: Sequence[Event], expected_version: int) -> None:
+        """Store ``events``' data and format versions in place (same ids and times) and
+        commit, if the machine row still has ``expected_version``. The sink is not touched."""
         ...
 
     async def release_claim(self, record: MachineRecord) -> None:
@@ -144,4 +149,18 @@ class Processor(Protocol):
     ) -> Reply:
         """Raises ``ProcessorTransientFailure``, ``ProcessorPermanentFailure`` or, for a
         repair, ``RepairFailed``."""
+        ...
+
+
+class Modernizer(Protocol):
+    async def modernize(
+        self,
+        namespace: Namespace,
+        machine_id: str,
+        event: Event,
+        deadline: Deadline,
+        trace: str | None,
+    ) -> Content:
+        """The event's new content. Raises ``Unavailable``, ``DeadlineExceeded`` or
+        ``ModernizerFailed``."""
         ...

@@ -19,3 +19,6 @@ SELECT sink, count(*) AS pending,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::double precision AS oldest_seconds
 FROM mg_sink_outbox
 GROUP BY sink
+
+-- name: sample_sink_heads
+SELECT sink, position FROM mg_sink_heads WHERE position IS NOT NULL

@@ -38,6 +38,7 @@ async def test_notifications_are_delivered_in_the_order_queued(
     ids = [await notify(api, "m1", n) for n in range(20)]
     assert len(set(ids)) == 20
     await wait_for(lambda: delivered(processor, 20))
+    await wait_for(lambda: _history_length(api, "m1", 21))  # the last step has committed
     args = [s.body["signal"]["args"] for s in processor.of_kind("notification")]
     assert args == list(range(20))
 

@@ -281,12 +281,18 @@ async def test_sampled_gauges_follow_the_database(
             found = await wait_for_sample(
                 api, lambda s: s.value("mg_machines_retrying", ns="test") == 1
             )
+            await wait_for_sample(api, lambda s: s.value("mg_notifications_queued", ns="test") == 2)
+            # The sink's sequencer moved the three start events: position 3, nothing pending.
             found = await wait_for_sample(
-                api, lambda s: s.value("mg_notifications_queued", ns="test") == 2
+                api,
+                lambda s: (
+                    s.value("mg_sink_position", sink="main") == 3
+                    and s.value("mg_sink_outbox_pending", sink="main") == 0
+                ),
             )
-            # No sequencer runs in this node: the three start events wait in the outbox.
-            assert found.value("mg_sink_outbox_pending", sink="main") == 3
-            assert found.value("mg_sink_outbox_oldest_seconds", sink="main") >= 0
+            assert found.value("mg_sink_sequenced_events_total", sink="main") == 3
+            assert found.value("mg_sink_sequencer_lag_seconds_count", sink="main") >= 1
+            assert found.value("mg_sink_outbox_oldest_seconds", sink="main") == 0
         finally:
             await api.aclose()
 

@@ -59,6 +59,7 @@ async def test_two_runners_at_once_apply_each_migration_once(empty_database: str
             "mg_tags",
             "mg_notifications",
             "mg_sink_outbox",
+            "mg_sink_events",
         } <= tables
         count = await conn.fetchval("SELECT count(*) FROM mg_schema_migrations")
         assert count == len(migrations())

@@ -1,4 +1,4 @@
-"""The operators' psql views (sql/migrations/0003_views.sql) on a scripted scenario: rows
+"""The operators' psql views (sql/migrations/0004_views.sql) on a scripted scenario: rows
 written by hand in every state the loops and steps leave them in, then each view read."""
 
 from __future__ import annotations
@@ -72,11 +72,25 @@ async def db(database_url: str) -> AsyncIterator[Sql]:
                 " now() + make_interval(secs => $3), $4, $5)",
                 ns, mid, deliver, attempt, error,
             )  # fmt: skip
+        # Sink "main" has three events sequenced (positions and hashes come from the trigger) and
+        # three more waiting in the outbox; sink "audit" has only a backlog.
         for event_id in (1, 2, 3):
+            await conn.execute(
+                "INSERT INTO mg_sink_events (sink, ns, machine_id, incarnation, event_id,"
+                " created_at, data) VALUES ('main', 'orders', 'o1-sleeping', 1, $1::bigint,"
+                " now() - interval '90 seconds', '\\xc0')",
+                event_id,
+            )
+        await conn.execute(
+            "INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id,"
+            " created_at, data) VALUES ('audit', 'orders', 'o1-sleeping', 1, 1,"
+            " now() - interval '5 seconds', '\\xc0')"
+        )
+        for event_id in (4, 5, 6):
             await conn.execute(
                 "INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id,"
                 " created_at, data) VALUES ('main', 'orders', 'o1-sleeping', 1, $1::bigint,"
-                " now() - make_interval(secs => 60 - $1::int), '\\xc0')",
+                " now() - make_interval(secs => 64 - $1::int), '\\xc0')",
                 event_id,
             )
         yield conn
@@ -162,9 +176,24 @@ async def test_queued_notifications_and_their_queues(db: Sql) -> None:
 
 
 async def test_sink_backlog_is_the_sequencers_lag(db: Sql) -> None:
-    [row] = await db.fetch("SELECT sink, pending, lag FROM mg_sink_backlog")
-    assert (row["sink"], row["pending"]) == ("main", 3)
-    assert row["lag"] >= timedelta(seconds=59)
+    rows = await db.fetch("SELECT sink, pending, lag FROM mg_sink_backlog ORDER BY sink")
+    assert [(r["sink"], r["pending"]) for r in rows] == [("audit", 1), ("main", 3)]
+    lag = {r["sink"]: r["lag"] for r in rows}
+    assert lag["main"] >= timedelta(seconds=59)
+    assert timedelta(seconds=5) <= lag["audit"] < timedelta(seconds=59)
+
+
+async def test_sink_heads_give_position_hash_and_lag(db: Sql) -> None:
+    rows = await db.fetch("SELECT * FROM mg_sink_heads")
+    assert [(r["sink"], r["position"], r["pending"]) for r in rows] == [
+        ("audit", None, 1),
+        ("main", 3, 3),
+    ]
+    main = rows[1]
+    stored = await db.fetchval("SELECT hash FROM mg_sink_events WHERE sink = 'main' AND id = 3")
+    assert main["head_hash"] == stored.hex()
+    assert main["last_commit_to_sequenced"] >= timedelta(seconds=89)
+    assert main["lag"] >= timedelta(seconds=59)
 
 
 async def test_views_read_in_psql_as_the_readme_shows(

@@ -1,0 +1,47 @@
+"""Bodies and headers of mg's outgoing HTTP calls (processors and modernizers): MessagePack or
+JSON out, either back by the answer's Content-Type."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mg.core import values
+from mg.core.shapes import ShapeError
+
+MSGPACK = "application/msgpack"
+JSON = "application/json"
+# How much of an unexpected answer is kept in a failure reason.
+REASON_EXCERPT = 300
+
+
+def encode(body: dict[str, Any], encoding: str) -> tuple[bytes, str]:
+    """The body in ``encoding`` (``"json"`` or ``"msgpack"``) and its media type."""
+    if encoding == "json":
+        return json.dumps(values.to_json(body), separators=(",", ":")).encode(), JSON
+    return values.pack(body), MSGPACK
+
+
+def decode(response: httpx.Response, encoding: str) -> Any:
+    """An answer's body by its Content-Type (``encoding`` when it names none)."""
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in (MSGPACK, "application/x-msgpack") or (not media and encoding == "msgpack"):
+        return values.unpack(response.content)
+    if media == JSON or media.endswith("+json") or (not media and encoding == "json"):
+        return values.from_json(json.loads(response.content))
+    raise ShapeError(f"unsupported content type {media!r}")
+
+
+def excerpt(response: httpx.Response) -> str:
+    text = response.content[:REASON_EXCERPT].decode("utf-8", errors="replace")
+    return text + ("..." if len(response.content) > REASON_EXCERPT else "")
+
+
+def header_safe(text: str) -> str:
+    """HTTP header values are ASCII: ids that are not are percent-encoded."""
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe="")

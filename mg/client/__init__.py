@@ -1,0 +1,97 @@
+"""mg's Python client: every operation of the client API, async (``AsyncClient``, on trio or
+asyncio) and blocking (``Client``), with typed results and one exception class per error code.
+
+    from mg.client import AsyncClient, Tag
+
+    async with AsyncClient("http://127.0.0.1:8022") as mg:
+        await mg.start("orders", "order-1", {"amount": 100})
+        await mg.call("orders", Tag("invoice-7"), "pay", timeout=5)
+        machine = await mg.get("orders", "order-1")
+"""
+
+from mg.client.asynchronous import AsyncClient
+from mg.client.errors import (
+    ConnectionLost,
+    DeadlineExceeded,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    LogicError,
+    MachineAlreadyExists,
+    MachineAlreadyWorking,
+    MachineFailed,
+    MachineNotFound,
+    MethodNotAllowed,
+    MgError,
+    ModernizerFailed,
+    NamespaceNotFound,
+    Overloaded,
+    PayloadTooLarge,
+    RepairFailed,
+    RouteNotFound,
+    SinkNotFound,
+    TransientError,
+    Unauthorized,
+    Unavailable,
+    UnexpectedAnswer,
+    UnsupportedMediaType,
+)
+from mg.client.exchange import Encoding, Exchange, Exchanges, Options
+from mg.client.results import (
+    Address,
+    Content,
+    Direction,
+    Event,
+    Machine,
+    MachineSummary,
+    Range,
+    SearchPage,
+    SinkEvent,
+    Status,
+    Tag,
+)
+from mg.client.synchronous import Client
+
+__all__ = [
+    "Address",
+    "AsyncClient",
+    "Client",
+    "ConnectionLost",
+    "Content",
+    "DeadlineExceeded",
+    "Direction",
+    "Encoding",
+    "Event",
+    "Exchange",
+    "Exchanges",
+    "Forbidden",
+    "InternalError",
+    "InvalidRequest",
+    "LogicError",
+    "Machine",
+    "MachineAlreadyExists",
+    "MachineAlreadyWorking",
+    "MachineFailed",
+    "MachineNotFound",
+    "MachineSummary",
+    "MethodNotAllowed",
+    "MgError",
+    "ModernizerFailed",
+    "NamespaceNotFound",
+    "Options",
+    "Overloaded",
+    "PayloadTooLarge",
+    "Range",
+    "RepairFailed",
+    "RouteNotFound",
+    "SearchPage",
+    "SinkEvent",
+    "SinkNotFound",
+    "Status",
+    "Tag",
+    "TransientError",
+    "Unauthorized",
+    "UnexpectedAnswer",
+    "Unavailable",
+    "UnsupportedMediaType",
+]

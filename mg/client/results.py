@@ -1,0 +1,83 @@
+"""What the client API answers, as typed values (PROTOCOL sections 2, 3 and 5).
+
+``Content``, ``Event``, ``Range``, ``Direction`` and ``Status`` are the core's own shapes; the
+rest are the client's views of mg's answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mg.core.model import Content, Direction, Event, Range, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """Addresses the machine that holds this tag, wherever a machine id is accepted
+    (every operation but start and remove)."""
+
+    name: str
+
+
+Address = str | Tag
+"""A machine id, or a ``Tag``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """A machine as ``get`` reads it: a consistent snapshot between steps."""
+
+    ns: str
+    id: str
+    status: Status
+    failure_reason: str | None
+    history: tuple[Event, ...]
+    history_range: Range
+    aux_state: Content | None
+    timer: datetime | None
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSummary:
+    """One machine of a search page."""
+
+    id: str
+    status: Status
+    timer: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """Machines ordered by id; pass ``next_cursor`` back for the next page (``None``: last)."""
+
+    machines: tuple[MachineSummary, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SinkEvent:
+    """One event of a sink's log; ``hash`` chains it to the sink's previous event."""
+
+    id: int
+    ns: str
+    machine_id: str
+    event: Event
+    hash: str
+
+
+__all__ = [
+    "Address",
+    "Content",
+    "Direction",
+    "Event",
+    "Machine",
+    "MachineSummary",
+    "Range",
+    "SearchPage",
+    "SinkEvent",
+    "Status",
+    "Tag",
+]
