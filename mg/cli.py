@@ -46,7 +46,8 @@ def database_url(settings: Settings) -> Iterator[str]:
 async def _serve(settings: Settings, url: str) -> None:
     from mg.node import running_node
 
-    async with running_node(settings, url) as node:
+    # Serving starts before Postgres answers: /health/live is up, readiness follows the database.
+    async with running_node(settings, url, wait_ready=False) as node:
         log.info("mg is serving on %s", node.url)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
