@@ -105,6 +105,10 @@ class RouteNotFound(LogicError):
 class MethodNotAllowed(LogicError):
     code = "method_not_allowed"
 
+    def __init__(self, message: str, allowed: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.allowed = allowed  # for the Allow header
+
 
 class TransientError(MgError):
     """Nothing was applied; the same request may succeed later."""

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,9 +24,15 @@ from hypercorn.trio import serve
 from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
+from mg.api.operator import Operator
 from mg.core.facts import Observer, ignore
 from mg.core.sink import sequencer_topic
 from mg.loops.claims import ClaimLoop
+from mg.observability.fact_log import log_fact
+from mg.observability.health import Health
+from mg.observability.metrics import Metrics
+from mg.observability.observers import fan_out
+from mg.observability.sampler import Sampler
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
 from mg.postgres.sequencer import Sequencer
@@ -106,6 +113,10 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
     if settings.server.certfile:
         config.certfile = settings.server.certfile
         config.keyfile = settings.server.keyfile
+    if settings.server.ca_certs:
+        # Mutual TLS: only clients with a certificate signed by these CAs get in.
+        config.ca_certs = settings.server.ca_certs
+        config.verify_mode = ssl.CERT_REQUIRED
     return config
 
 
@@ -139,7 +150,11 @@ async def running_node(
         storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
         wakeups = Wakeups(bridge)
         nudges = LoopNudges(wakeups)
+        metrics = Metrics(settings.namespaces, settings.sinks)
+        # Facts go to the metrics, the log, and whoever started the node (tests).
+        observer = fan_out(metrics.observe, log_fact, observer)
         steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
+        metrics.watch(steps.activity, lambda: bridge.pool_stats)
         service = MachineService(steps, modernizer=modernizer)
         signals = Signals(steps)
         owner = node_identity()
@@ -169,10 +184,24 @@ async def running_node(
         )
         nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
         sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
-        app = create_app(service, max_body_bytes=settings.server.max_body_bytes, sinks=sink_reader)
+        app = create_app(
+            service,
+            max_body_bytes=settings.server.max_body_bytes,
+            sinks=sink_reader,
+            operator=Operator(metrics, Health(bridge)),
+            auth=settings.auth,
+        )
+        sampler = Sampler(
+            bridge,
+            metrics,
+            interval=settings.metrics.sample_interval,
+            namespaces=settings.namespaces,
+            sinks=settings.sinks,
+        )
         shutdown = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(wakeups.run)
+            await nursery.start(sampler.run)
             for sequencer in sequencers:
                 await nursery.start(sequencer.run)
             # Long-polls answer at once when the node stops, instead of holding up the drain.

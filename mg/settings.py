@@ -6,6 +6,7 @@ typo cannot silently fall back to a default.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
@@ -67,6 +68,7 @@ class Server:
     graceful_timeout: float = 10.0
     certfile: str | None = None
     keyfile: str | None = None
+    ca_certs: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,28 @@ class Logging:
 
 
 @dataclass(frozen=True, slots=True)
+class Metrics:
+    sample_interval: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A client's bearer token, held as its SHA-256 digest only: the secret itself is never
+    kept, so it cannot reach a log line or a repr."""
+
+    name: str
+    digest: bytes = field(repr=False)
+    namespaces: tuple[str, ...] = ()
+    sinks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    enabled: bool = False
+    tokens: tuple[Token, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: Server = Server()
     database: Database = Database()
@@ -119,6 +143,8 @@ class Settings:
     timers: Loop = Loop()
     notifications: Loop = Loop(concurrency=8)
     logging: Logging = Logging()
+    metrics: Metrics = Metrics()
+    auth: Auth = Auth()
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     sinks: tuple[str, ...] = ()
     sink_options: Mapping[str, Sink] = field(default_factory=dict)
@@ -292,6 +318,73 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
     return namespace
 
 
+MIN_TOKEN_LENGTH = 16
+
+
+def _names(table: _Table, name: str, known: Mapping[str, Any] | tuple[str, ...]) -> tuple[str, ...]:
+    value = table.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SettingsError(f"{table.key(name)} must be a list of names")
+    for item in value:
+        if item != "*" and item not in known:
+            raise SettingsError(f"{table.key(name)} names {item!r}, which is not configured")
+    return tuple(value)
+
+
+def _token(
+    name: str,
+    table: _Table,
+    namespaces: Mapping[str, Any],
+    sinks: tuple[str, ...],
+    environ: Mapping[str, str],
+) -> Token:
+    literal = table.string("token", None)
+    variable = table.string("token_env", None)
+    if (literal is None) == (variable is None):
+        raise SettingsError(f"{table.where} needs exactly one of token and token_env")
+    secret = literal if variable is None else environ.get(variable, "")
+    if variable is not None and not secret:
+        raise SettingsError(f"{table.key('token_env')}: environment variable {variable} is unset")
+    assert secret is not None
+    # The message never quotes the token.
+    if len(secret) < MIN_TOKEN_LENGTH or not all("!" <= c <= "~" for c in secret):
+        raise SettingsError(
+            f"{table.where}: a token must be at least {MIN_TOKEN_LENGTH} printable ASCII "
+            "characters without spaces"
+        )
+    token = Token(
+        name=name,
+        digest=hashlib.sha256(secret.encode("ascii")).digest(),
+        namespaces=_names(table, "namespaces", namespaces),
+        sinks=_names(table, "sinks", sinks),
+    )
+    table.done()
+    return token
+
+
+def _auth(
+    table: _Table,
+    namespaces: Mapping[str, Any],
+    sinks: tuple[str, ...],
+    environ: Mapping[str, str],
+) -> Auth:
+    enabled = table.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise SettingsError(f"{table.key('enabled')} must be true or false")
+    tokens_table = table.table("tokens")
+    tokens = tuple(
+        _token(name, tokens_table.table(name), namespaces, sinks, environ)
+        for name in tokens_table.data
+    )
+    tokens_table.done()
+    table.done()
+    if enabled and not tokens:
+        raise SettingsError("auth.enabled is true but no [auth.tokens.<name>] is configured")
+    if len({t.digest for t in tokens}) != len(tokens):
+        raise SettingsError("two auth tokens have the same secret")
+    return Auth(enabled=enabled, tokens=tokens)
+
+
 def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from a parsed TOML document and the environment (``MG_DATABASE_URL``)."""
     environ = os.environ if environ is None else environ
@@ -305,8 +398,13 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         graceful_timeout=server_table.duration("graceful_timeout", 10.0),
         certfile=server_table.string("certfile", None),
         keyfile=server_table.string("keyfile", None),
+        ca_certs=server_table.string("ca_certs", None),
     )
     server_table.done()
+    if (server.certfile is None) != (server.keyfile is None):
+        raise SettingsError("server.certfile and server.keyfile go together")
+    if server.ca_certs is not None and server.certfile is None:
+        raise SettingsError("server.ca_certs needs server.certfile and server.keyfile")
 
     db = root.table("database")
     embedded_table = db.table("embedded")
@@ -354,6 +452,14 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         for name in namespaces_table.data
     }
     namespaces_table.done()
+
+    metrics_table = root.table("metrics")
+    metrics = Metrics(sample_interval=metrics_table.duration("sample_interval", 15.0))
+    metrics_table.done()
+    if metrics.sample_interval <= 0:
+        raise SettingsError("metrics.sample_interval must be positive")
+
+    auth = _auth(root.table("auth"), namespaces, sinks, environ)
     root.done()
     return Settings(
         server=server,
@@ -362,6 +468,8 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         timers=timers,
         notifications=notifications,
         logging=logging,
+        metrics=metrics,
+        auth=auth,
         namespaces=namespaces,
         sinks=sinks,
         sink_options=sink_options,

@@ -11,14 +11,17 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mg.api import bodies, errors, requests, routes
-from mg.core.trace import continue_or_start
+from mg.api.auth import Authenticator
+from mg.api.instrument import HttpMetrics
+from mg.api.operator import ALL_METHODS, ROUTE_KEY, Operator, add_operator_routes, mark_route
+from mg.core.trace import TraceContext, continue_or_start
 from mg.errors import InvalidRequest, MgError, PayloadTooLarge
+from mg.observability import context
 from mg.service.machines import MachineService
 from mg.service.sinks import SinkReader
+from mg.settings import Auth
 
 log = logging.getLogger("mg.api")
-
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def _respond(
@@ -36,33 +39,58 @@ def _respond(
 
 
 def create_app(
-    service: MachineService, *, max_body_bytes: int, sinks: SinkReader | None = None
+    service: MachineService,
+    *,
+    max_body_bytes: int,
+    sinks: SinkReader | None = None,
+    operator: Operator | None = None,
+    auth: Auth | None = None,
 ) -> QuartTrio:
     """A fresh app per node (one app object reused across test sessions breaks)."""
     app = QuartTrio("mg", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    authenticator = Authenticator(auth or Auth())
 
     async def dispatch(path: str = "") -> Response:
         request_id = requests.request_id(request.headers.get("x-request-id"))
+        trace = continue_or_start(request.headers.get("traceparent"))
+        with context.bound(trace=trace, request_id=request_id):
+            response = await handle(request_id, trace)
+            log.debug(
+                "%s %s answered %d",
+                request.method,
+                request.scope.get(ROUTE_KEY, "unmatched"),
+                response.status_code,
+            )
+            return response
+
+    async def handle(request_id: str, trace: TraceContext) -> Response:
         request_type = bodies.media_type(request.headers.get("content-type")) or None
         media = bodies.response_type(request.headers.get("accept"), request_type)
         try:
             segments = routes.split_path(request.scope.get("raw_path") or request.path.encode())
             route, params = routes.find(request.method, segments)
+            mark_route(route.name)
+            context.set_machine(params.get("ns"), params.get("id"))
+            authenticator.check(
+                request.headers.get("authorization"), ns=params.get("ns"), sink=params.get("sink")
+            )
             try:
                 data = await request.get_data(cache=False, as_text=False, parse_form_data=False)
             except RequestEntityTooLarge as error:
                 raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes") from error
             body = bodies.decode(data, request.headers.get("content-type"))
             query = _single_values(request.args)
+            if route.query is not None:
+                requests.only_query(query, route.query)
             call = routes.Call(
                 service=service,
                 params=params,
                 query=query,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
-                trace=continue_or_start(request.headers.get("traceparent")),
+                trace=trace,
                 sinks=sinks,
             )
             answer = await route.handler(call)
@@ -80,6 +108,11 @@ def create_app(
             failure = MgError("internal error; see the node's log for request " + request_id)
             return _respond(500, errors.error_body(failure), media, request_id, {})
 
+    if operator is not None:
+        add_operator_routes(app, operator)
+        app.asgi_app = HttpMetrics(  # type: ignore[method-assign]
+            app.asgi_app, operator.metrics, ROUTE_KEY
+        )
     app.add_url_rule("/", "root", dispatch, methods=ALL_METHODS)
     app.add_url_rule("/<path:path>", "dispatch", dispatch, methods=ALL_METHODS)
 

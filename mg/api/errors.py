@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mg.errors import MgError, Overloaded, PayloadTooLarge
+from mg.errors import MethodNotAllowed, MgError, Overloaded, PayloadTooLarge, Unauthorized
 
 STATUS_OF_CODE: dict[str, int] = {
     "invalid_request": 400,
@@ -42,6 +42,10 @@ def error_body(error: MgError) -> dict[str, Any]:
 def error_headers(error: MgError) -> dict[str, str]:
     if isinstance(error, Overloaded):
         return {"Retry-After": str(max(1, round(error.retry_after)))}
+    if isinstance(error, MethodNotAllowed) and error.allowed:
+        return {"Allow": ", ".join(error.allowed)}
+    if isinstance(error, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="mg"'}
     if isinstance(error, PayloadTooLarge):
         # The rest of the body was never read: the connection cannot carry another request.
         return {"Connection": "close"}

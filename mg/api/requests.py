@@ -16,7 +16,11 @@ from mg.core.shapes import ShapeError, check_machine_id, parse_range
 from mg.errors import InvalidRequest
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+# Plain ASCII digits only: int() would also take "+5", " 5", "5_000" and other scripts' digits.
+_INTEGER = re.compile(r"^-?[0-9]{1,19}$")
 MAX_TIMEOUT_MS = 24 * 3600 * 1000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_RANGE_KEYS = ("after", "limit", "direction")
 
 
 def request_id(header: str | None) -> str:
@@ -38,12 +42,13 @@ def deadline(headers: Mapping[str, str], default_seconds: float) -> Deadline:
     namespace's default."""
     absolute = headers.get("x-request-deadline")
     relative = headers.get("x-request-timeout")
-    if absolute:
+    # A header sent empty is a mistake, not an absent header.
+    if absolute is not None:
         try:
             return Deadline(parse_time(absolute.strip()))
         except (ValueError, OverflowError) as error:
             raise InvalidRequest(f"X-Request-Deadline: {error}") from error
-    if relative:
+    if relative is not None:
         text = relative.strip()
         if not text.isdigit() or int(text) > MAX_TIMEOUT_MS:
             raise InvalidRequest(
@@ -53,32 +58,58 @@ def deadline(headers: Mapping[str, str], default_seconds: float) -> Deadline:
     return Deadline.after(default_seconds)
 
 
+def _check_bounds(selection: Range, where: str) -> Range:
+    """Ids are Postgres bigints: anything past 64 bits is refused, not clipped."""
+    for name in ("after", "limit"):
+        value = getattr(selection, name)
+        if value is not None and not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidRequest(f"{where}{name} is out of the 64-bit integer range")
+    return selection
+
+
 def body_range(body: Mapping[str, Any]) -> Range:
+    found = body.get("range")
+    if isinstance(found, dict):
+        # The processor protocol is lenient about unknown members; clients' ranges are not.
+        extra = sorted(map(str, set(found) - set(_RANGE_KEYS)))
+        if extra:
+            raise InvalidRequest(f"unknown range member(s): {', '.join(extra)}")
+        if "direction" in found and found["direction"] is None:
+            raise InvalidRequest('range.direction must be "forward" or "backward"')
     try:
-        return parse_range(body.get("range"))
+        return _check_bounds(parse_range(found), "range.")
     except ShapeError as error:
         raise InvalidRequest(str(error)) from error
 
 
 def _query_int(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise InvalidRequest(f"{name} must be an integer") from error
+    if not _INTEGER.match(raw):
+        raise InvalidRequest(f"{name} must be an integer")
+    return int(raw)
+
+
+def only_query(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
+    """Unknown query parameters are refused: a misspelt ``limit`` must not silently mean none."""
+    extra = sorted(set(query) - set(allowed))
+    if extra:
+        raise InvalidRequest(f"unknown query parameter(s): {', '.join(extra)}")
 
 
 def query_range(query: Mapping[str, str]) -> Range:
-    direction = query.get("direction") or "forward"
+    direction = query.get("direction", "forward")
     try:
-        return parse_range(
-            {
-                "after": _query_int(query, "after"),
-                "limit": _query_int(query, "limit"),
-                "direction": direction,
-            }
+        return _check_bounds(
+            parse_range(
+                {
+                    "after": _query_int(query, "after"),
+                    "limit": _query_int(query, "limit"),
+                    "direction": direction,
+                }
+            ),
+            "",
         )
     except ShapeError as error:
         raise InvalidRequest(str(error).replace("range.", "")) from error
@@ -86,7 +117,7 @@ def query_range(query: Mapping[str, str]) -> Range:
 
 def query_status(query: Mapping[str, str]) -> Status | None:
     raw = query.get("status")
-    if not raw:
+    if raw is None:
         return None
     try:
         return Status(raw)
@@ -100,6 +131,13 @@ def query_limit(query: Mapping[str, str], default: int) -> int:
     return default if found is None else found
 
 
+def query_cursor(query: Mapping[str, str]) -> str | None:
+    found = query.get("cursor")
+    if found == "":
+        raise InvalidRequest("cursor must not be empty (leave it out for the first page)")
+    return found
+
+
 def only_keys(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     """Unknown body members are refused: a misspelt ``range`` must not silently mean none."""
     extra = sorted(set(body) - set(allowed))
@@ -110,7 +148,7 @@ def only_keys(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
 def query_wait(query: Mapping[str, str]) -> float:
     """``wait``: seconds a sink read may long-poll (a number, fractions allowed); absent: 0."""
     raw = query.get("wait")
-    if raw is None or raw == "":
+    if raw is None:
         return 0.0
     try:
         seconds = float(raw)

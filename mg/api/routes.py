@@ -140,7 +140,7 @@ async def search(call: Call) -> Answer:
         call.params["ns"],
         requests.query_status(call.query),
         requests.query_limit(call.query, DEFAULT_SEARCH_LIMIT),
-        call.query.get("cursor") or None,
+        requests.query_cursor(call.query),
     )
     return Answer(
         200,
@@ -174,6 +174,8 @@ class Route:
     pattern: tuple[str, ...]
     handler: Handler
     name: str
+    # The query parameters it takes; others are refused (None: not checked).
+    query: tuple[str, ...] | None = None
 
     def match(self, segments: list[str]) -> dict[str, str] | None:
         if len(segments) != len(self.pattern):
@@ -189,21 +191,35 @@ class Route:
 
 def _routes() -> list[Route]:
     table: list[Route] = [
-        Route("POST", ("v1", "namespaces", "{ns}", "machines", "{id}", "start"), start, "start"),
-        Route("DELETE", ("v1", "namespaces", "{ns}", "machines", "{id}"), remove, "remove"),
-        Route("GET", ("v1", "namespaces", "{ns}", "machines"), search, "search"),
-        Route("GET", ("v1", "sinks", "{sink}", "events"), sink_events, "sink_events"),
+        Route(
+            "POST", ("v1", "namespaces", "{ns}", "machines", "{id}", "start"), start, "start", ()
+        ),
+        Route("DELETE", ("v1", "namespaces", "{ns}", "machines", "{id}"), remove, "remove", ()),
+        Route(
+            "GET",
+            ("v1", "namespaces", "{ns}", "machines"),
+            search,
+            "search",
+            ("status", "limit", "cursor"),
+        ),
+        Route(
+            "GET",
+            ("v1", "sinks", "{sink}", "events"),
+            sink_events,
+            "sink_events",
+            ("after", "limit", "direction", "wait"),
+        ),
     ]
     # Every machine path but start and DELETE also works as /tags/{tag}.
     for base, key in (("machines", "{id}"), ("tags", "{tag}")):
         prefix = ("v1", "namespaces", "{ns}", base, key)
         table += [
-            Route("GET", prefix, get, "get"),
-            Route("POST", (*prefix, "call"), call_machine, "call"),
-            Route("POST", (*prefix, "repair"), repair, "repair"),
-            Route("POST", (*prefix, "simple-repair"), simple_repair, "simple_repair"),
-            Route("POST", (*prefix, "modernize"), modernize, "modernize"),
-            Route("POST", (*prefix, "notify"), notify, "notify"),
+            Route("GET", prefix, get, "get", ("after", "limit", "direction")),
+            Route("POST", (*prefix, "call"), call_machine, "call", ()),
+            Route("POST", (*prefix, "repair"), repair, "repair", ()),
+            Route("POST", (*prefix, "simple-repair"), simple_repair, "simple_repair", ()),
+            Route("POST", (*prefix, "modernize"), modernize, "modernize", ()),
+            Route("POST", (*prefix, "notify"), notify, "notify", ()),
         ]
     return table
 
@@ -226,14 +242,14 @@ def split_path(raw_path: bytes) -> list[str]:
 
 def find(method: str, segments: list[str]) -> tuple[Route, dict[str, str]]:
     """The route for a request and its path parameters."""
-    path_exists = False
+    allowed: list[str] = []
     for route in ROUTES:
         params = route.match(segments)
         if params is None:
             continue
         if route.method == method:
             return route, params
-        path_exists = True
-    if path_exists:
-        raise MethodNotAllowed(f"{method} is not allowed here")
+        allowed.append(route.method)
+    if allowed:
+        raise MethodNotAllowed(f"{method} is not allowed here", tuple(allowed))
     raise RouteNotFound("no such path")

@@ -34,6 +34,11 @@ class MachineLocks:
     def busy_machines(self) -> int:
         return len(self._entries)
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued behind another step of the same machine (for metrics)."""
+        return sum(e.users - (1 if e.lock.locked() else 0) for e in self._entries.values())
+
     @asynccontextmanager
     async def hold(self, ns: str, machine_id: str, deadline: Deadline) -> AsyncIterator[None]:
         key = (ns, machine_id)

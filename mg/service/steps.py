@@ -6,6 +6,7 @@ loop): queue on the machine's in-memory lock, take a step slot, open the step's 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from mg.core.facts import Observer, ProcessorCalled, StepFinished, ignore
 from mg.core.model import Machine
 from mg.core.processor_wire import Kind, Reply
 from mg.core.step import Transition
+from mg.core.trace import parse as parse_trace
 from mg.errors import (
     DeadlineExceeded,
     LogicError,
@@ -27,12 +29,24 @@ from mg.errors import (
     RepairFailed,
     TransientError,
 )
+from mg.observability import context
 from mg.service.locks import MachineLocks
 from mg.service.ports import Nudges, Processor, StepSession, Storage
 from mg.settings import Namespace, Settings
 
 Body = Callable[[StepSession], Awaitable[str | None]]
 """A step's work inside its transaction; it may return the outcome to report (default ok)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """This node's in-memory load at one moment (for metrics)."""
+
+    steps_in_flight: int
+    step_slots: int
+    waiting_for_slot: int
+    queued_on_machines: int
+    busy_machines: int
 
 
 class NoNudges:
@@ -68,6 +82,16 @@ class Steps:
         self.locks = MachineLocks(settings.limits.max_queue_per_machine)
         self.slots = trio.CapacityLimiter(settings.limits.max_steps_in_flight)
 
+    def activity(self) -> Activity:
+        slots = self.slots.statistics()
+        return Activity(
+            steps_in_flight=int(slots.borrowed_tokens),
+            step_slots=int(slots.total_tokens),
+            waiting_for_slot=slots.tasks_waiting,
+            queued_on_machines=self.locks.waiting,
+            busy_machines=self.locks.busy_machines,
+        )
+
     def namespace(self, ns: str) -> Namespace:
         found = self.settings.namespaces.get(ns)
         if found is None:
@@ -86,6 +110,9 @@ class Steps:
     ) -> Reply:
         began = trio.current_time()
         outcome = "ok"
+        # The rest of the step logs under the trace the processor saw (for a timer's step, the
+        # one stored with the timer), whichever driver runs the step.
+        context.set_trace(parse_trace(trace))
         try:
             return await self._processor.invoke(
                 namespace, kind, args, machine_id, machine, deadline, trace
@@ -120,6 +147,13 @@ class Steps:
         self, ns: str, machine_id: str, kind: str, deadline: Deadline, body: Body
     ) -> None:
         """Run ``body`` as one step of ``(ns, machine_id)``."""
+        # Every log line of the step names its machine, whichever driver runs it.
+        with context.bound(ns=ns, machine_id=machine_id):
+            await self._run(ns, machine_id, kind, deadline, body)
+
+    async def _run(
+        self, ns: str, machine_id: str, kind: str, deadline: Deadline, body: Body
+    ) -> None:
         began = trio.current_time()
         outcome = "ok"
         reason: str | None = None

@@ -41,6 +41,12 @@ async def test_notifications_are_delivered_in_the_order_queued(
     await wait_for(lambda: _history_length(api, "m1", 21))  # the last step has committed
     args = [s.body["signal"]["args"] for s in processor.of_kind("notification")]
     assert args == list(range(20))
+
+    async def all_committed() -> bool:
+        # The processor sees the last notification before its step commits.
+        return len(body(await api.get("m1"))["history"]) == 21
+
+    await wait_for(all_committed)
     machine = body(await api.get("m1"))
     assert [e["data"] for e in machine["history"]] == ["init", *range(20)]
     assert processor.overlaps == 0

@@ -183,3 +183,37 @@ async def test_unknown_routes_and_methods(api: Api) -> None:
     wrong = await api.http.put(api.machine_path("m1") + "/call", json={})
     assert wrong.status_code == 405
     assert path_id("a/b") == "a%2Fb"
+
+
+async def test_strict_queries_and_headers(api: Api) -> None:
+    await api.start("m1")
+    for query in (
+        {"limit": ""},
+        {"after": ""},
+        {"direction": ""},
+        {"limit": "+5"},
+        {"limit": "5_0"},
+        {"after": "\u0665"},  # ARABIC-INDIC DIGIT FIVE: int() would take it
+        {"after": str(2**63)},
+        {"limit": "99999999999999999999"},
+        {"lmit": "5"},
+    ):
+        answer = await api.get("m1", **query)
+        assert answer.status_code == 400, query
+        assert body(answer)["error"] == "invalid_request"
+    for query in ({"cursor": ""}, {"status": ""}, {"limit": "0"}, {"page": "2"}):
+        assert (await api.search(**query)).status_code == 400, query
+    assert (await api.get("m1", after=str(-(2**63)), limit=str(2**63 - 1))).status_code == 200
+    for headers in ({"x-request-timeout": ""}, {"x-request-deadline": ""}):
+        assert (await api.call("m1", headers=headers)).status_code == 400, headers
+    posted = await api.http.post(api.machine_path("m1") + "/call?x=1", json={})
+    assert posted.status_code == 400
+    for selection in (
+        {"after": 2**64},
+        {"limit": 2**63},
+        {"after": 1, "limt": 2},
+        {"direction": None},
+    ):
+        answer = await api.call("m1", range=selection)
+        assert answer.status_code == 400, selection
+        assert body(answer)["error"] == "invalid_request"

@@ -30,6 +30,33 @@ def test_defaults_without_a_file() -> None:
     assert settings.server.port == 8022
     assert settings.database.url is None
     assert settings.database.bridge == "thread"
+    assert settings.metrics.sample_interval == 15.0
+    assert settings.auth.enabled is False
+    assert settings.auth.tokens == ()
+    assert settings.server.certfile is None
+    assert settings.server.ca_certs is None
+
+
+def test_the_example_config_has_the_defaults_of_observability_and_auth() -> None:
+    settings = load(EXAMPLE, environ={})
+    defaults = from_mapping({}, environ={})
+    assert settings.metrics == defaults.metrics
+    assert settings.auth == defaults.auth
+    assert settings.logging == defaults.logging
+    assert settings.server == defaults.server
+
+
+def test_tls_and_metrics_settings() -> None:
+    settings = from_mapping(
+        {
+            "server": {"certfile": "c.pem", "keyfile": "k.pem", "ca_certs": "ca.pem"},
+            "metrics": {"sample_interval": "500ms"},
+        },
+        environ={},
+    )
+    assert (settings.server.certfile, settings.server.keyfile) == ("c.pem", "k.pem")
+    assert settings.server.ca_certs == "ca.pem"
+    assert settings.metrics.sample_interval == 0.5
 
 
 def test_the_environment_gives_the_database_url() -> None:
@@ -61,6 +88,10 @@ def test_durations_have_units() -> None:
             "default_processing_timeout",
         ),
         ({"database": {"bridge": "psycopg"}}, "database.bridge"),
+        ({"server": {"certfile": "c.pem"}}, "go together"),
+        ({"server": {"ca_certs": "ca.pem"}}, "ca_certs"),
+        ({"metrics": {"sample_interval": "0s"}}, "sample_interval"),
+        ({"metrics": {"interval": "1s"}}, "metrics.interval"),
     ],
 )
 def test_wrong_settings_name_the_key(data: dict[str, object], message: str) -> None:

@@ -1,0 +1,20 @@
+"""Readiness when Postgres does not answer (the schema case runs against a real database in
+tests/acceptance/test_observability.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mg.observability.health import Health
+
+
+class DeadBridge:
+    async def run(self, work: Any, *, timeout: float | None = None) -> Any:
+        raise ConnectionRefusedError("connection refused")
+
+
+async def test_not_ready_when_postgres_does_not_answer() -> None:
+    found = await Health(DeadBridge()).readiness()  # type: ignore[arg-type]
+    assert not found.ready
+    assert "Postgres does not answer" in found.reason
+    assert "refused" in found.reason
