@@ -132,7 +132,9 @@ def _report(error: MgError, as_json: bool) -> None:
         return
     print(f"mg: {error.code}: {error.message}", file=sys.stderr)
     for name, value in error.details.items():
-        print(f"  {name}: {inline(value)}", file=sys.stderr)
+        text = inline(value)
+        if text not in error.message:  # mg's messages often quote the reason already
+            print(f"  {name}: {text}", file=sys.stderr)
 
 
 def run_remote(command: Command, args: argparse.Namespace) -> int:

@@ -19,16 +19,17 @@ from mg.node import Node
 from mg.processor import serve
 from tests.acceptance.test_sink import SINKS
 from tests.support.cli import Ran, environment, mg_process, mg_thread
+from tests.support.cluster import NodeFactory
 
 ORDER = json.dumps({"item": "a pen", "cents": 300, "reference": "ref-1"})
 
 
 @pytest.fixture
-async def node(nodes: object) -> AsyncIterator[Node]:
+async def node(nodes: NodeFactory) -> AsyncIterator[Node]:
     async with trio.open_nursery() as nursery:
         url: str = await nursery.start(serve, Orders(), "127.0.0.1", 0)
         modernizer = {"url": url + "/modernizer", "current_format_version": 2}
-        started: Node = await nodes(  # type: ignore[operator]
+        started: Node = await nodes(
             processor={"url": url + "/processor"}, modernizer=modernizer, **SINKS
         )
         yield started
@@ -196,6 +197,21 @@ async def test_the_environment_names_the_node_and_the_namespace(node: Node) -> N
     assert started.json() == {"ns": "test", "id": "order-9"}
     listed = await mg_process("machines", "list", "--json", env=env)
     assert [m["id"] for m in listed.json()["machines"]] == ["order-9"]
+
+
+async def test_a_token_from_the_option_or_the_environment_is_sent_as_bearer(
+    nodes: NodeFactory,
+) -> None:
+    token = "cli-token-0b7f3e91"
+    tokens = {"cli": {"token": token, "namespaces": ["test"]}}
+    node: Node = await nodes(auth={"enabled": True, "tokens": tokens})
+    refused = await mg_thread(*on(node, "machines", "list"))
+    assert refused.code == 1
+    assert refused.err.startswith("mg: unauthorized: ")
+    allowed = await mg_thread(*on(node, "machines", "list", "--token", token, "--json"))
+    assert allowed.json() == {"machines": [], "next_cursor": None}
+    from_env = await mg_process(*on(node, "machines", "list"), env=environment(MG_TOKEN=token))
+    assert (from_env.code, from_env.out) == (0, "no machines in test\n")
 
 
 async def wait_for_sink(client: AsyncClient, count: int) -> None:
