@@ -19,6 +19,7 @@ from mg.commands.output import document, inline
 from mg.core import values
 
 OK, ERROR_ANSWER, USAGE, NO_ANSWER = 0, 1, 2, 3
+INTERRUPTED = 130  # what shells report for a command ended by SIGINT
 DEFAULT_URL = "http://127.0.0.1:8022"
 
 
@@ -151,6 +152,8 @@ def run_remote(command: Command, args: argparse.Namespace) -> int:
         _report(error, args.json)
         # The client raises with the transport's error as the cause when nothing answered.
         return NO_ANSWER if isinstance(error.__cause__, httpx.TransportError) else ERROR_ANSWER
+    except KeyboardInterrupt:
+        return INTERRUPTED  # Ctrl-C: no traceback; the request's outcome is unknown
     except BrokenPipeError:
         # The reader went away (``| head``): not an error; keep Python from complaining at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -47,13 +47,14 @@ class _Printer:
         self.printed = 0
 
     def print(self, events: Sequence[SinkEvent]) -> None:
+        if not events:
+            return  # the first rows, not the header alone, set the columns' widths
         if self.as_json:
             lines = [document(sink_event_document(item)) for item in events]
         else:
             lines = self.columns.lines([sink_row(item) for item in events])
-        if lines:
-            print("\n".join(lines))
-            sys.stdout.flush()  # a follower's reader (a pipe) sees each batch as it comes
+        print("\n".join(lines))
+        sys.stdout.flush()  # a follower's reader (a pipe) sees each batch as it comes
         self.printed += len(events)
 
 

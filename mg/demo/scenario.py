@@ -46,7 +46,7 @@ async def _call(client: AsyncClient, machine_id: str, args: Any) -> None:
 async def _wait_for_timer(client: AsyncClient, machine_id: str, patience: float) -> None:
     """Watch the machine until its timer's step has committed, then say when it fired."""
     before = await client.get(NS, machine_id, range=Range(limit=0))
-    due = before.timer
+    due, after = before.timer, before
     say(f"  {machine_id} waits for its payment; its timer is due at {when(due)}")
     with trio.move_on_after(patience):
         while True:
