@@ -61,6 +61,8 @@ class Node:
 
 def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornConfig:
     config = HypercornConfig()
+    # Through mg's own logging setup (JSON lines, level), not a second handler of hypercorn's.
+    config.errorlog = logging.getLogger("hypercorn.error")
     bind_port = settings.server.port if port is None else port
     config.bind = [f"{settings.server.host}:{bind_port}"]
     config.graceful_timeout = settings.server.graceful_timeout
