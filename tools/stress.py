@@ -5,8 +5,8 @@ cluster it starts itself (``--cluster K``: an embedded Postgres and K ``mg serve
 it starts N machines, then runs a mix of start / call / get / notify / timer operations at a
 given concurrency for a given time, with a live progress line. Then it waits for the cluster to
 go quiet (timers fired, notifications delivered, sinks caught up) and checks the invariants
-(tools/stress_support/invariants.py). It prints per-operation latency percentiles and throughput, writes
-everything to JSON, and exits non-zero on any violation.
+(tools/stress_support/invariants.py). It prints per-operation latency percentiles and
+throughput, writes everything to JSON, and exits non-zero on any violation.
 
     python tools/stress.py --cluster 2 --machines 200 --concurrency 32 --duration 30
     python tools/stress.py --url http://127.0.0.1:8022 --database-url postgresql://... \\

@@ -94,10 +94,15 @@ class ClaimLoop(Generic[C]):
             try:
                 claims = await self._claim(self._now(), room)
                 backoff = 0.1
-            except (MgError, OSError) as error:
+            except Exception as error:
+                # Whatever Postgres does, the loop backs off and tries again; it never exits.
                 self._limiter.release()
                 log.warning(
-                    "%s loop: cannot claim (%s); retrying in %.1fs", self.topic, error, backoff
+                    "%s loop: cannot claim (%s); retrying in %.1fs",
+                    self.topic,
+                    error,
+                    backoff,
+                    exc_info=not isinstance(error, MgError | OSError),
                 )
                 await trio.sleep(backoff * (1 + random.random() / 2))
                 backoff = min(backoff * 2, 10.0)
@@ -117,8 +122,13 @@ class ClaimLoop(Generic[C]):
         delay = self._settings.poll_interval
         try:
             due = await self._next_due(now)
-        except (MgError, OSError) as error:
-            log.warning("%s loop: cannot read the next due time (%s)", self.topic, error)
+        except Exception as error:
+            log.warning(
+                "%s loop: cannot read the next due time (%s)",
+                self.topic,
+                error,
+                exc_info=not isinstance(error, MgError | OSError),
+            )
             due = None
         if due is not None:
             delay = min(delay, max((due - now).total_seconds(), 0.0))
