@@ -23,6 +23,7 @@ from tests.support.chaos import (
     start_nodes,
     stress_processor,
 )
+from tests.support.processes import NodeProcess
 from tools.stress_support.workload import NS, Ledger, Mix, run_workers
 
 __all__ = ["own_postgres"]  # the fixture, imported for the tests below
@@ -300,3 +301,40 @@ async def test_a_short_stress_run_holds_every_invariant() -> None:
     output = result.stdout.decode()
     assert result.returncode == 0, output + result.stderr.decode()[-3000:]
     assert "invariants: all hold" in output
+
+
+@pytest.mark.timeout(120)
+async def test_a_node_started_before_postgres_becomes_ready_when_it_answers(
+    own_postgres: RestartablePostgres,
+) -> None:
+    await trio.to_thread.run_sync(own_postgres.stop)
+    async with trio.open_nursery() as nursery, stress_processor(nursery) as (_, url):
+        config = node_config(workdir(), url)
+        [node] = await start_nodes_serving(nursery, config, own_postgres.url)
+        async with AsyncClient(node.url, default_timeout=2) as client:
+            assert await client.live()
+            assert not await client.ready()
+            with pytest.raises(MgError) as refused:
+                await client.start(NS, "early", {"token": "early"})
+            assert refused.value.code == "unavailable"
+            await trio.sleep(1.5)  # the node keeps waiting, with back-off
+            assert node.process is not None
+            assert node.process.returncode is None
+            await trio.to_thread.run_sync(own_postgres.start)
+            with trio.fail_after(30):
+                while not await client.ready():
+                    await trio.sleep(0.2)
+            await client.start(NS, "late", {"token": "late"})
+            assert (await client.get(NS, "late")).status.value == "sleeping"
+        node.signal(signal.SIGTERM)
+        assert await node.wait() == 0
+        nursery.cancel_scope.cancel()
+    assert any("waiting for Postgres" in message for message in node.messages())
+
+
+async def start_nodes_serving(
+    nursery: trio.Nursery, config: Path, database_url: str
+) -> list[NodeProcess]:
+    node = NodeProcess(config, env={"MG_DATABASE_URL": database_url})
+    await node.start(nursery, ready=False)
+    return [node]
