@@ -5,6 +5,8 @@ Each mode prints its conditions and figures and writes them to ``bench-results/<
 18 from the wheel, default durability: fsync and synchronous commit on) in a temporary directory.
 
 Modes:
+    steps   mg start/call throughput and latency at several concurrencies, next to pgbench
+            running the same SQL, a bare quart-trio HTTP ceiling and DBOS Transact
     sink    events/s moved by one sink's sequencer with many writers, and the visibility lag
             from a step's commit to the event being readable in the sink, end to end over HTTP
 
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-MODES = {"sink": "bench_sink"}
+MODES = {"steps": "bench_steps", "sink": "bench_sink"}
 
 
 @contextlib.contextmanager
