@@ -19,12 +19,14 @@ runs open loop at half of its best median rate: the latency a service at half lo
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import bench_cpu
 import bench_pgbench
 import msgpack
 import trio
@@ -55,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="TABLE.KEY=VALUE",
-        help="extra mg settings (integers), e.g. limits.max_steps_in_flight=32",
+        help="extra mg settings, e.g. limits.max_steps_in_flight=32",
     )
     parser.add_argument("--profile", type=Path, help="py-spy the node during mg call at c=32")
     parser.add_argument("--no-half-load", action="store_true", help="skip the open-loop run")
@@ -70,7 +72,7 @@ def _settings(args: argparse.Namespace, processor: str) -> dict[str, Any]:
     for item in args.config:
         key, _, value = item.partition("=")
         table, _, name = key.partition(".")
-        config.setdefault(table, {})[name] = int(value)
+        config.setdefault(table, {})[name] = int(value) if value.isdigit() else value
     return config
 
 
@@ -91,6 +93,7 @@ class Runs:
         self.database_url = ""
         self.dbos_process: LineProcess | None = None
         self.round = 0
+        self.pids: dict[str, int] = {"load_generator": os.getpid()}
 
     async def mg_call(self, c: int, seconds: float, label: str) -> dict[str, Any]:
         def make(worker: int, turn: int) -> tuple[str, str, bytes]:
@@ -197,6 +200,7 @@ async def _start_dbos(runs: Runs, url: str, processor: str) -> None:
         await dbos.stop()
         return
     runs.dbos_process = dbos
+    runs.pids["dbos"] = dbos.process.pid
 
 
 async def _profile(runs: Runs, seconds: float) -> trio.Process | None:
@@ -236,7 +240,16 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
     processor_process, processor = await server("processor")
     ceiling_process, runs.ceiling_url = await server("ceiling")
     try:
-        half = await _measure_all(runs, args, url, processor, workdir, systems, results)
+        half = await _measure_all(
+            runs,
+            args,
+            url,
+            (processor, processor_process.process.pid),
+            ceiling_process.process.pid,
+            workdir,
+            systems,
+            results,
+        )
     finally:
         with trio.CancelScope(shield=True):
             for process in (processor_process, ceiling_process, runs.dbos_process):
@@ -250,19 +263,23 @@ async def _measure_all(
     runs: Runs,
     args: argparse.Namespace,
     url: str,
-    processor: str,
+    processor_at: tuple[str, int],
+    ceiling_pid: int,
     workdir: Path,
     systems: list[str],
     results: dict[str, dict[int, list[dict[str, Any]]]],
 ) -> dict[str, Any] | None:
     concurrencies = list(next(iter(results.values())).keys())
+    processor, processor_pid = processor_at
     progress = runs.progress
     async with trio.open_nursery() as nursery:
         config = write_config(workdir / "mg.toml", _settings(args, processor))
         node = NodeProcess(config, {"MG_DATABASE_URL": url, "PYTHONPATH": ENV["PYTHONPATH"]})
         runs.node_url = await node.start(nursery)
         assert node.process is not None
-        runs.node_pid = node.process.pid
+        runs.node_pid = runs.pids["mg"] = node.process.pid
+        runs.pids["processor"] = processor_pid
+        runs.pids["http_ceiling"] = ceiling_pid
         await _prepare(runs, url, set(systems), max(concurrencies))
         if "dbos" in systems:
             await _start_dbos(runs, url, processor)
@@ -276,7 +293,11 @@ async def _measure_all(
                     spy = None
                     if system == "mg_call" and c == 32 and repeat == 0:
                         spy = await _profile(runs, args.seconds)
+                    before = bench_cpu.snapshot(runs.pids)
                     found = await getattr(runs, system)(c, args.seconds, label)
+                    found["cpu_ms_per_request"] = bench_cpu.per_request(
+                        before, bench_cpu.snapshot(runs.pids), found.get("requests", 0)
+                    )
                     if spy is not None:
                         await spy.wait()
                     results[system][c].append(found)
@@ -339,4 +360,3 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     results: dict[str, Any] = trio.run(measure, args, url)
     print_table(results)
     return results
-
