@@ -43,6 +43,7 @@ from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.signals import Signals
 from mg.service.sinks import SinkReader
+from mg.service.state_cache import StateCache
 from mg.service.steps import Steps
 from mg.settings import Settings
 
@@ -145,7 +146,11 @@ async def running_node(
         applied = await migrate(bridge)
         if applied:
             log.info("applied migrations %s", applied)
-        storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
+        storage = PostgresStorage(
+            bridge,
+            commit_timeout=settings.database.commit_timeout,
+            cache=StateCache(settings.cache.max_bytes, settings.cache.events),
+        )
         wakeups = Wakeups(bridge)
         nudges = LoopNudges(wakeups)
         metrics = Metrics(settings.namespaces, settings.sinks)

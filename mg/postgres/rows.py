@@ -11,10 +11,13 @@ import asyncpg
 from mg.core import values
 from mg.core.model import Content, Direction, Event, MachineRecord, Range, Retry, Status, Timer
 from mg.service.ports import NotificationClaim
+from mg.service.state_cache import CachedMachine, StoredEvent
 
 
-def record_from_row(row: asyncpg.Record) -> MachineRecord:
-    aux = row["aux_data"]
+def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRecord:
+    """The record of a machine row; ``with_aux=False`` leaves ``aux_state`` None (the state
+    cache keeps it packed)."""
+    aux = row["aux_data"] if with_aux else None
     timer: Timer | None = None
     if row["timer_fire_at"] is not None:
         timer = Timer(
@@ -107,6 +110,22 @@ def notification_claim(row: asyncpg.Record) -> NotificationClaim:
         created_at=row["created_at"],
         due_at=row["due_at"],
     )
+
+
+def cached_from_row(row: asyncpg.Record, tags: Sequence[str]) -> CachedMachine:
+    """A state-cache entry for a machine row as read (no events stashed yet)."""
+    return CachedMachine(
+        record=record_from_row(row, with_aux=False),
+        aux_data=row["aux_data"],
+        aux_format_version=row["aux_format_version"],
+        revision=row["history_revision"],
+        tags=tuple(tags),
+        stash=(),
+    )
+
+
+def stored_event(row: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(row["event_id"], row["created_at"], row["format_version"], row["data"])
 
 
 def event_from_row(row: asyncpg.Record) -> Event:

@@ -16,7 +16,7 @@ SELECT ns, id, incarnation, version, status, last_event_id, aux_data, aux_format
        timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
        timer_handling_timeout, timer_trace, timer_set_by_version,
        retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
-       failure_reason, status_before_failure, created_at, updated_at
+       failure_reason, status_before_failure, created_at, updated_at, history_revision
 FROM mg_machines
 WHERE ns = $1 AND id = $2
 
@@ -132,3 +132,80 @@ COMMIT
 -- name: notify_wake
 -- Sent outside step transactions, coalesced (see mg/postgres/wakeups.py).
 SELECT pg_notify($1, $2)
+
+-- name: lock_and_load_machine
+-- The first round trip of a step (after BEGIN): see mg_lock_machine in migration 0005. The
+-- machine's columns come back flat, NULL unless it was read.
+SELECT l.present, l.current, l.new_incarnation, l.tags, (l.machine).*
+FROM mg_lock_machine($1, $2, $3, $4, $5, $6) AS l
+
+-- name: machine_version
+-- Whether a node's cached copy is current, for reads outside a step (one snapshot: a step is
+-- seen whole or not at all).
+SELECT incarnation, version, history_revision FROM mg_machines WHERE ns = $1 AND id = $2
+
+-- name: insert_machine_with_events
+-- A start's writes in one statement: the machine row ($1..$25, as insert_machine), its events
+-- ($26..$29 as column arrays) and their sink outbox rows (sinks $30, incarnation $3). The
+-- inserts of events and outbox rows only happen if the machine row was inserted.
+WITH machine AS (
+    INSERT INTO mg_machines (
+        ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
+        timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
+        timer_handling_timeout, timer_trace, timer_set_by_version, wake_at,
+        retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
+        failure_reason, status_before_failure, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20, $21, $22, $23, $24, $25)
+    ON CONFLICT (ns, id) DO NOTHING
+    RETURNING version
+), events AS (
+    INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)
+    SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($26::bigint[], $27::timestamptz[], $28::integer[], $29::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+), outbox AS (
+    INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
+                                format_version, data)
+    SELECT s.sink, $1, $2, $3, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($30::text[]) AS s(sink)
+    CROSS JOIN unnest($26::bigint[], $27::timestamptz[], $28::integer[], $29::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+    ORDER BY s.sink, e.event_id
+)
+SELECT version FROM machine
+
+-- name: update_machine_with_events
+-- A step's writes in one statement: the machine row fenced on the version read ($26; the
+-- other parameters as update_machine), its new events ($27..$30) and their sink outbox rows
+-- (sinks $31). Nothing is inserted unless the fenced update matched.
+WITH machine AS (
+    UPDATE mg_machines SET
+        incarnation = $3, version = $4, status = $5, last_event_id = $6, aux_data = $7,
+        aux_format_version = $8, timer_fire_at = $9, timer_range_after = $10,
+        timer_range_limit = $11, timer_range_direction = $12, timer_handling_timeout = $13,
+        timer_trace = $14, timer_set_by_version = $15, wake_at = $16, retry_subject = $17,
+        retry_attempt = $18, retry_next_at = $19, retry_first_failed_at = $20,
+        retry_reason = $21, failure_reason = $22, status_before_failure = $23,
+        created_at = $24, updated_at = $25, lease_owner = NULL, lease_until = NULL
+    WHERE ns = $1 AND id = $2 AND version = $26
+    RETURNING version
+), events AS (
+    INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)
+    SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($27::bigint[], $28::timestamptz[], $29::integer[], $30::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+), outbox AS (
+    INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
+                                format_version, data)
+    SELECT s.sink, $1, $2, $3, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($31::text[]) AS s(sink)
+    CROSS JOIN unnest($27::bigint[], $28::timestamptz[], $29::integer[], $30::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+    ORDER BY s.sink, e.event_id
+)
+SELECT version FROM machine
