@@ -11,12 +11,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 COMMANDS = ("postgres", "pgbench")
 
 
-def _cpu_seconds(pid: int) -> tuple[str, float]:
+def _cpu_seconds(pid: int) -> tuple[str, float, float]:
+    """Command name, CPU seconds (user + system) and system seconds of a process."""
     text = Path(f"/proc/{pid}/stat").read_text()
     name = text[text.index("(") + 1 : text.rindex(")")]
-    fields = text[text.rindex(")") + 2 :].split()
+    fields = [int(value) for value in text[text.rindex(")") + 2 :].split()[11:15]]
     # Children's time too: Postgres backends and pgbench runs end (and are reaped) mid-point.
-    return name, sum(int(value) for value in fields[11:15]) / TICK
+    return name, sum(fields) / TICK, (fields[1] + fields[3]) / TICK
 
 
 def snapshot(named: dict[str, int]) -> dict[str, float]:
@@ -27,12 +28,15 @@ def snapshot(named: dict[str, int]) -> dict[str, float]:
         if not entry.name.isdigit():
             continue
         try:
-            comm, seconds = _cpu_seconds(int(entry.name))
+            comm, seconds, system = _cpu_seconds(int(entry.name))
         except (OSError, ValueError):
             continue  # gone meanwhile
         pid = int(entry.name)
         if pid in by_pid:
             found[by_pid[pid]] += seconds
+            # How much of it is the kernel's (system calls, wake-ups): the mg node's share.
+            if by_pid[pid] == "mg":
+                found["mg_system"] = system
         elif comm in COMMANDS:
             found[comm] += seconds
     return found
@@ -45,5 +49,5 @@ def per_request(
     if not requests:
         return {}
     spent = {name: (after[name] - before.get(name, 0.0)) * 1000 / requests for name in after}
-    spent["all"] = sum(spent.values())
+    spent["all"] = sum(value for name, value in spent.items() if name != "mg_system")
     return {name: round(value, 3) for name, value in spent.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,54 @@ async def server(kind: str) -> tuple[LineProcess, str]:
     )
     line = await started.line()
     return started, line.removeprefix("serving on ").strip()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class MgNode:
+    """``python -m mg serve`` on a chosen port, its log to a file (whatever the log level, it
+    is ready once ``/health/live`` answers)."""
+
+    def __init__(self, config: Path, port: int, log: Path, database_url: str) -> None:
+        self.config, self.port, self.log = config, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**ENV, "MG_DATABASE_URL": database_url}
+        self.process: trio.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("wb") as log:
+            self.process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "mg", "serve", "--config", str(self.config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=self.env,
+            )
+        with trio.fail_after(60):
+            while not await self._live():
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"mg serve ended early; see {self.log}")
+                await trio.sleep(0.1)
+
+    async def _live(self) -> bool:
+        try:
+            stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+        except OSError:
+            return False
+        async with stream:
+            await stream.send_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+            return (await stream.receive_some(64)).startswith(b"HTTP/1.1 200")
+
+    async def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        with trio.move_on_after(30):
+            await self.process.wait()
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()

@@ -32,12 +32,12 @@ import msgpack
 import trio
 from bench_load import Tally, closed_loop, open_loop
 from bench_progress import Progress
-from bench_servers_control import ENV, ROOT, LineProcess, server
+from bench_servers_control import ROOT, LineProcess, MgNode, free_port, server
 from bench_table import print_table
 
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
-from tests.support.processes import NodeProcess, write_config
+from tests.support.processes import write_config
 
 MACHINES_PER_CLIENT = 4
 CALL_RANGE = {"limit": 10, "direction": "backward"}
@@ -63,9 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-half-load", action="store_true", help="skip the open-loop run")
 
 
-def _settings(args: argparse.Namespace, processor: str) -> dict[str, Any]:
+def _settings(args: argparse.Namespace, processor: str, port: int) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "server": {"port": 0},
+        "server": {"port": port},
         "logging": {"level": args.log_level},
         "namespaces": {"bench": {"processor": {"url": processor + "/processor"}}},
     }
@@ -272,11 +272,13 @@ async def _measure_all(
     concurrencies = list(next(iter(results.values())).keys())
     processor, processor_pid = processor_at
     progress = runs.progress
-    async with trio.open_nursery() as nursery:
-        config = write_config(workdir / "mg.toml", _settings(args, processor))
-        node = NodeProcess(config, {"MG_DATABASE_URL": url, "PYTHONPATH": ENV["PYTHONPATH"]})
-        runs.node_url = await node.start(nursery)
+    port = free_port()
+    config = write_config(workdir / "mg.toml", _settings(args, processor, port))
+    node = MgNode(config, port, workdir / "mg.log", url)
+    await node.start()
+    try:
         assert node.process is not None
+        runs.node_url = node.url
         runs.node_pid = runs.pids["mg"] = node.process.pid
         runs.pids["processor"] = processor_pid
         runs.pids["http_ceiling"] = ceiling_pid
@@ -290,25 +292,30 @@ async def _measure_all(
             for c in concurrencies:
                 for system in systems:
                     label = f"{system} c={c} (round {repeat + 1}/{args.repeats})"
-                    spy = None
-                    if system == "mg_call" and c == 32 and repeat == 0:
-                        spy = await _profile(runs, args.seconds)
-                    before = bench_cpu.snapshot(runs.pids)
-                    found = await getattr(runs, system)(c, args.seconds, label)
-                    found["cpu_ms_per_request"] = bench_cpu.per_request(
-                        before, bench_cpu.snapshot(runs.pids), found.get("requests", 0)
-                    )
-                    if spy is not None:
-                        await spy.wait()
-                    results[system][c].append(found)
-                    progress.done(label, found)
+                    results[system][c].append(await _point(runs, system, c, repeat, label))
+                    progress.done(label, results[system][c][-1])
         half = None
         if "mg_call" in systems and not args.no_half_load:
             half = await _half_load(runs, results["mg_call"], args)
-        node.signal(15)
-        await node.wait()
-        nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await node.stop()
     return half
+
+
+async def _point(runs: Runs, system: str, c: int, repeat: int, label: str) -> dict[str, Any]:
+    """One measurement, with the CPU it cost each process (and a profile, if asked)."""
+    spy = None
+    if system == "mg_call" and c == 32 and repeat == 0:
+        spy = await _profile(runs, runs.args.seconds)
+    before = bench_cpu.snapshot(runs.pids)
+    found: dict[str, Any] = await getattr(runs, system)(c, runs.args.seconds, label)
+    found["cpu_ms_per_request"] = bench_cpu.per_request(
+        before, bench_cpu.snapshot(runs.pids), found.get("requests", 0)
+    )
+    if spy is not None:
+        await spy.wait()
+    return found
 
 
 async def _half_load(
