@@ -59,7 +59,7 @@ class PostgresStorage:
     ) -> None:
         self._bridge = bridge
         self._commit_timeout = commit_timeout
-        self.cache = cache or StateCache(0, 0)
+        self.cache = cache if cache is not None else StateCache(0, 0)
 
     async def _run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, timeout: float
