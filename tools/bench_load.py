@@ -129,9 +129,11 @@ async def closed_loop(
     expect: int,
     media: bytes = b"application/msgpack",
     progress: Progress | None = None,
+    stop_after: int | None = None,
 ) -> Tally:
-    """``concurrency`` workers send ``make(worker, turn)`` for ``seconds``; each has its own
-    connection. Requests still in flight at the end are not counted."""
+    """``concurrency`` workers send ``make(worker, turn)`` for ``seconds`` (or until each has
+    sent ``stop_after``); each has its own connection. Requests still in flight at the end are
+    not counted."""
     tally = Tally()
     connections = [await HttpConnection.open(url) for _ in range(concurrency)]
     began = time.perf_counter()
@@ -140,7 +142,7 @@ async def closed_loop(
     async def worker(number: int) -> None:
         conn = connections[number]
         turn = 0
-        while True:
+        while stop_after is None or turn < stop_after:
             method, path, body = make(number, turn)
             turn += 1
             sent = time.perf_counter()
@@ -165,7 +167,7 @@ async def closed_loop(
             for number in range(concurrency):
                 workers.start_soon(worker, number)
         nursery.cancel_scope.cancel()
-    tally.seconds = seconds
+    tally.seconds = min(seconds, time.perf_counter() - began)
     for conn in connections:
         await conn.aclose()
     return tally

@@ -30,3 +30,15 @@ CREATE DATABASE mg_bench_dbos
 
 -- name: drop_database
 DROP DATABASE IF EXISTS mg_bench_dbos WITH (FORCE)
+
+-- name: drop_scale_small
+DROP DATABASE IF EXISTS mg_scale_small WITH (FORCE)
+
+-- name: create_scale_small
+CREATE DATABASE mg_scale_small
+
+-- name: drop_scale_large
+DROP DATABASE IF EXISTS mg_scale_large WITH (FORCE)
+
+-- name: create_scale_large
+CREATE DATABASE mg_scale_large
