@@ -1,5 +1,6 @@
-"""The ``mg`` command: ``mg serve`` runs a node; ``mg migrate`` applies the schema; ``mg sink``
-works with sinks (``mg sink verify``)."""
+"""The ``mg`` command: ``mg serve`` runs a node; ``mg migrate`` applies the schema; ``mg machines``
+works with machines on a running node; ``mg sink`` works with sinks (``tail``, ``verify``);
+``mg demo`` runs a short scenario on a throw-away node."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import trio
 
+from mg.commands.machines import add_machine_commands
+from mg.commands.remote import run_remote
+from mg.demo import add_demo_command
 from mg.logs import configure_logging
 from mg.settings import Settings, SettingsError, load
 from mg.sink_cli import add_sink_commands, run_sink_command
@@ -46,7 +50,8 @@ def database_url(settings: Settings) -> Iterator[str]:
 async def _serve(settings: Settings, url: str) -> None:
     from mg.node import running_node
 
-    async with running_node(settings, url) as node:
+    # Serving starts before Postgres answers: /health/live is up, readiness follows the database.
+    async with running_node(settings, url, wait_ready=False) as node:
         log.info("mg is serving on %s", node.url)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
@@ -75,14 +80,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mg", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in (("serve", "run a node"), ("migrate", "apply the schema and exit")):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
     sub = commands.choices["serve"]
     sub.add_argument("--log-format", choices=("json", "text"), help="override logging.format")
+    add_machine_commands(commands)
     add_sink_commands(commands)
+    add_demo_command(commands)
     args = parser.parse_args(argv)
+    # Commands that talk to a node need neither a config file nor a database.
+    if getattr(args, "remote", None) is not None:
+        return run_remote(args.remote, args)
+    if args.command == "demo":
+        from mg.demo.command import run_demo
+
+        return run_demo(args)
     try:
         settings = _settings(args)
     except SettingsError as error:

@@ -1,56 +1,45 @@
-"""The composition root: settings in, a running node out.
+"""A node's life: settings in, a running node out, and a clean stop.
 
-This is the one place that picks adapters: the Postgres bridge and storage, the HTTP processor
-client, the Quart app on hypercorn. Everything else receives what it needs through constructors.
+Start-up order: the HTTP server first (``/health/live`` answers at once, ``/health/ready`` says
+503 and client requests get ``503 unavailable`` until Postgres answers), then the database
+supervisor, which retries with back-off until Postgres answers and the schema is migrated, and
+only then starts the background loops (wake-ups, timers, notifications, sink sequencers, the
+metrics sampler). A Postgres lost later means 503s and back-off in every loop, never an exit.
+
+Stop: the HTTP server stops accepting and finishes the requests in flight, the timer and
+notification loops stop claiming and finish the steps in flight, all within
+``server.graceful_timeout``; whatever is left then is cancelled (a cancelled step is rolled back
+and its timer or notification is claimed again when its lease ends).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
+import random
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
+from dataclasses import dataclass, field
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from mg.adapters.modernizer_http import HttpModernizer
-from mg.adapters.processor_http import HttpProcessor
-from mg.api.app import create_app
-from mg.api.operator import Operator
 from mg.core.facts import Observer, ignore
-from mg.core.sink import sequencer_topic
+from mg.errors import MgError
 from mg.loops.claims import ClaimLoop
-from mg.observability.fact_log import log_fact
-from mg.observability.health import Health
-from mg.observability.metrics import Metrics
-from mg.observability.observers import fan_out
-from mg.observability.sampler import Sampler
+from mg.postgres.bridge import Bridge
 from mg.postgres.bridges import make_bridge
-from mg.postgres.migrations import migrate
+from mg.postgres.failures import translate
+from mg.postgres.migrations import MigrationError, migrate
 from mg.postgres.sequencer import Sequencer
-from mg.postgres.sinks import PostgresSinks
-from mg.postgres.storage import PostgresStorage
-from mg.postgres.wakeups import Wakeups
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
-from mg.service.signals import Signals
-from mg.service.sinks import SinkReader
-from mg.service.state_cache import StateCache
 from mg.service.steps import Steps
 from mg.settings import Settings
+from mg.wiring import Parts, assemble
 
 log = logging.getLogger("mg.node")
-
-TIMERS = "timers"
-NOTIFICATIONS = "notifications"
 
 
 @dataclass
@@ -64,46 +53,16 @@ class Node:
     notification_loop: ClaimLoop[NotificationClaim]
     shutdown: trio.Event
     sequencers: tuple[Sequencer, ...] = ()
+    ready: trio.Event = field(default_factory=trio.Event)
 
     def stop(self) -> None:
         self.shutdown.set()
 
 
-class LoopNudges:
-    """``Nudges`` for a node: wake the loops here at once, and other nodes by NOTIFY."""
-
-    def __init__(self, wakeups: Wakeups) -> None:
-        self._wakeups = wakeups
-        self.timer_loop: ClaimLoop[TimerClaim] | None = None
-        self.sequencers: dict[str, Sequencer] = {}
-
-    def timer_scheduled(self, at: datetime) -> None:
-        loop = self.timer_loop
-        # A loop asleep until before ``at`` will find the timer anyway when it wakes.
-        if loop is None or loop.sleeping_until is None or at < loop.sleeping_until:
-            self._wakeups.poke(TIMERS)
-
-    def notification_queued(self) -> None:
-        self._wakeups.poke(NOTIFICATIONS)
-
-    def events_written(self, sinks: tuple[str, ...]) -> None:
-        for sink in sinks:
-            here = self.sequencers.get(sink)
-            if here is not None and here.leading:
-                # No NOTIFY to the whole cluster for the sequencer of this very node (if it has
-                # just stopped leading, the next leader starts with a batch anyway).
-                self._wakeups.wake_local(sequencer_topic(sink))
-            else:
-                self._wakeups.poke(sequencer_topic(sink))
-
-
-def node_identity() -> str:
-    """Names this node in timer leases (for operators reading ``lease_owner``)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
 def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornConfig:
     config = HypercornConfig()
+    # Through mg's own logging setup (JSON lines, level), not a second handler of hypercorn's.
+    config.errorlog = logging.getLogger("hypercorn.error")
     bind_port = settings.server.port if port is None else port
     config.bind = [f"{settings.server.host}:{bind_port}"]
     config.graceful_timeout = settings.server.graceful_timeout
@@ -119,6 +78,43 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
     return config
 
 
+async def _until_migrated(bridge: Bridge) -> None:
+    """Migrate, retrying with back-off while Postgres does not answer."""
+    backoff = 0.2
+    while True:
+        try:
+            applied = await migrate(bridge)
+        except MigrationError:
+            raise  # a schema this mg cannot run on: retrying will not help
+        except Exception as error:
+            if translate(error, doing="migrating") is None and not isinstance(error, MgError):
+                raise
+            log.warning("waiting for Postgres (%s); retrying in %.1fs", error, backoff)
+            await trio.sleep(backoff * (1 + random.random() / 2))
+            backoff = min(backoff * 2, 10.0)
+            continue
+        if applied:
+            log.info("applied migrations %s", applied)
+        return
+
+
+async def _background(
+    parts: Parts, bridge: Bridge, ready: trio.Event, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """Wait for the database, then run everything that needs it."""
+    task_status.started()
+    await _until_migrated(bridge)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(parts.wakeups.run)
+        await nursery.start(parts.sampler.run)
+        for sequencer in parts.sequencers:
+            await nursery.start(sequencer.run)
+        await nursery.start(parts.timer_loop.run)
+        await nursery.start(parts.notification_loop.run)
+        ready.set()
+        log.info("the node is ready")
+
+
 @asynccontextmanager
 async def running_node(
     settings: Settings,
@@ -126,115 +122,89 @@ async def running_node(
     *,
     port: int | None = None,
     observer: Observer = ignore,
+    wait_ready: bool = True,
 ) -> AsyncIterator[Node]:
     """Start a node on ``database_url``; it stops when the block ends or ``stop()`` is called.
 
     ``port=0`` binds a free port (tests); the node's ``url`` says which. ``observer`` receives
-    the facts the node reports.
+    the facts the node reports. With ``wait_ready`` the block starts once the database is
+    reachable and migrated; without, as soon as HTTP is up (``node.ready`` tells the rest).
     """
+    # No connection at open (min_size 0): a node starts even while Postgres is away.
     bridge = make_bridge(
         settings.database.bridge,
         database_url,
-        min_size=1,
+        min_size=0,
         max_size=settings.database.pool_size,
         connect_timeout=settings.database.connect_timeout,
     )
     await bridge.open()
-    processor = HttpProcessor(settings.namespaces)
-    modernizer = HttpModernizer(settings.namespaces)
+    ready = trio.Event()
+    parts = assemble(settings, bridge, observer, ready)
+    shutdown = trio.Event()
     try:
-        applied = await migrate(bridge)
-        if applied:
-            log.info("applied migrations %s", applied)
-        storage = PostgresStorage(
-            bridge,
-            commit_timeout=settings.database.commit_timeout,
-            cache=StateCache(settings.cache.max_bytes, settings.cache.events),
-        )
-        wakeups = Wakeups(bridge)
-        nudges = LoopNudges(wakeups)
-        metrics = Metrics(settings.namespaces, settings.sinks)
-        # Facts go to the metrics, the log, and whoever started the node (tests).
-        observer = fan_out(metrics.observe, log_fact, observer)
-        steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
-        metrics.watch(steps.activity, lambda: bridge.pool_stats)
-        service = MachineService(steps, modernizer=modernizer)
-        signals = Signals(steps)
-        owner = node_identity()
-        timer_loop: ClaimLoop[TimerClaim] = ClaimLoop(
-            TIMERS,
-            lambda now, limit: storage.claim_timers(now, limit, owner, settings.timers.lease),
-            lambda now: storage.next_wake(),
-            signals.fire_timer,
-            wakeups,
-            settings.timers,
-        )
-        nudges.timer_loop = timer_loop
-        notification_loop: ClaimLoop[NotificationClaim] = ClaimLoop(
-            NOTIFICATIONS,
-            lambda now, limit: storage.claim_notifications(
-                now, limit, settings.notifications.lease
-            ),
-            storage.next_notification,
-            signals.deliver,
-            wakeups,
-            settings.notifications,
-            rearm_after_each=True,
-        )
-        sequencers = tuple(
-            Sequencer(bridge, wakeups, options, observer=observer)
-            for options in settings.sink_options.values()
-        )
-        nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
-        sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
-        app = create_app(
-            service,
-            max_body_bytes=settings.server.max_body_bytes,
-            sinks=sink_reader,
-            operator=Operator(metrics, Health(bridge)),
-            auth=settings.auth,
-        )
-        sampler = Sampler(
-            bridge,
-            metrics,
-            interval=settings.metrics.sample_interval,
-            namespaces=settings.namespaces,
-            sinks=settings.sinks,
-        )
-        shutdown = trio.Event()
         async with trio.open_nursery() as nursery:
-            await nursery.start(wakeups.run)
-            await nursery.start(sampler.run)
-            for sequencer in sequencers:
-                await nursery.start(sequencer.run)
             # Long-polls answer at once when the node stops, instead of holding up the drain.
-            nursery.start_soon(sink_reader.close_when, shutdown)
-            binds = await nursery.start(
-                partial(
-                    serve,
-                    app,
-                    hypercorn_config(settings, port),
-                    shutdown_trigger=shutdown.wait,
-                )
-            )
-            await nursery.start(timer_loop.run)
-            await nursery.start(notification_loop.run)
+            nursery.start_soon(parts.sink_reader.close_when, shutdown)
+            http_done = trio.Event()
+            binds = await nursery.start(_serve_http, parts, settings, port, shutdown, http_done)
+            await nursery.start(_background, parts, bridge, ready)
             node = Node(
                 url=binds[0],
-                service=service,
-                steps=steps,
-                timer_loop=timer_loop,
-                notification_loop=notification_loop,
+                service=parts.service,
+                steps=parts.steps,
+                timer_loop=parts.timer_loop,
+                notification_loop=parts.notification_loop,
                 shutdown=shutdown,
-                sequencers=sequencers,
+                sequencers=parts.sequencers,
+                ready=ready,
             )
+            if wait_ready:
+                await ready.wait()
             try:
                 yield node
             finally:
-                shutdown.set()
+                with trio.CancelScope(shield=True):
+                    await _drain(parts, settings, shutdown, http_done)
                 nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await processor.aclose()
-            await modernizer.aclose()
+            await parts.aclose()
             await bridge.close()
+
+
+async def _serve_http(
+    parts: Parts,
+    settings: Settings,
+    port: int | None,
+    shutdown: trio.Event,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
+    try:
+        await serve(
+            parts.app,
+            hypercorn_config(settings, port),
+            shutdown_trigger=shutdown.wait,
+            task_status=task_status,
+        )
+    finally:
+        done.set()
+
+
+async def _drain(
+    parts: Parts, settings: Settings, shutdown: trio.Event, http_done: trio.Event
+) -> None:
+    """Stop taking work and let the work in flight finish, within the graceful timeout."""
+    shutdown.set()
+    parts.timer_loop.stop()
+    parts.notification_loop.stop()
+    with trio.move_on_after(settings.server.graceful_timeout) as limit:
+        await http_done.wait()
+        await parts.timer_loop.drained.wait()
+        await parts.notification_loop.drained.wait()
+    if limit.cancelled_caught:
+        log.warning(
+            "work still in flight after %.1fs; cancelling it", settings.server.graceful_timeout
+        )

@@ -81,8 +81,14 @@ class Cache:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Overload protection. Past any of these a client request gets ``429 overloaded`` with
+    ``Retry-After`` and nothing is done: requests being handled by this node, client steps
+    waiting for one of the ``max_steps_in_flight`` slots, requests queued for one machine."""
+
     max_steps_in_flight: int = 24
+    max_waiting_steps: int = 256
     max_queue_per_machine: int = 64
+    max_requests_in_flight: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +442,9 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     limits_table = root.table("limits")
     limits = Limits(
         max_steps_in_flight=limits_table.integer("max_steps_in_flight", 24, minimum=1),
+        max_waiting_steps=limits_table.integer("max_waiting_steps", 256, minimum=0),
         max_queue_per_machine=limits_table.integer("max_queue_per_machine", 64, minimum=1),
+        max_requests_in_flight=limits_table.integer("max_requests_in_flight", 1024, minimum=1),
     )
     limits_table.done()
 

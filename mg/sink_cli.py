@@ -1,5 +1,6 @@
 """``mg sink ...``: commands about sinks. ``mg sink verify SINK [--from N]`` recomputes a sink's
-hash chain from the database (docs/sink.md).
+hash chain from the database (docs/sink.md); ``mg sink tail`` reads a sink through a node's HTTP
+API (``mg.commands.sink_tail``).
 
 Exit codes: 0 the chain holds, 1 a link is broken (the first one is named), 2 the check could not
 be made (unknown sink, ``--from`` without a stored predecessor, database unreachable).
@@ -10,10 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mg.commands.sink_tail import add_tail_command
 from mg.errors import MgError
-from mg.postgres.bridges import make_bridge
-from mg.postgres.sinks import PostgresSinks
-from mg.service.sink_verify import CannotVerify, verify_chain
 from mg.settings import Settings
 
 INTACT, BROKEN, CANNOT = 0, 1, 2
@@ -21,7 +20,8 @@ INTACT, BROKEN, CANNOT = 0, 1, 2
 
 def add_sink_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sink = commands.add_parser("sink", help="work with sinks")
-    sink_commands = sink.add_subparsers(dest="sink_command", required=True)
+    sink_commands = sink.add_subparsers(dest="sink_command", required=True, metavar="COMMAND")
+    add_tail_command(sink_commands)
     verify = sink_commands.add_parser(
         "verify", help="recompute a sink's hash chain; exit 1 naming the first broken position"
     )
@@ -38,6 +38,11 @@ def add_sink_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 async def run_sink_command(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    # Imported here: the other commands of ``mg`` do not need the database stack.
+    from mg.postgres.bridges import make_bridge
+    from mg.postgres.sinks import PostgresSinks
+    from mg.service.sink_verify import CannotVerify, verify_chain
+
     bridge = make_bridge(settings.database.bridge, url, min_size=1, max_size=2)
     try:
         await bridge.open()

@@ -5,8 +5,8 @@ cluster it starts itself (``--cluster K``: an embedded Postgres and K ``mg serve
 it starts N machines, then runs a mix of start / call / get / notify / timer operations at a
 given concurrency for a given time, with a live progress line. Then it waits for the cluster to
 go quiet (timers fired, notifications delivered, sinks caught up) and checks the invariants
-(tools/stress/invariants.py). It prints per-operation latency percentiles and throughput, writes
-everything to JSON, and exits non-zero on any violation.
+(tools/stress_support/invariants.py). It prints per-operation latency percentiles and
+throughput, writes everything to JSON, and exits non-zero on any violation.
 
     python tools/stress.py --cluster 2 --machines 200 --concurrency 32 --duration 30
     python tools/stress.py --url http://127.0.0.1:8022 --database-url postgresql://... \\
@@ -37,15 +37,9 @@ from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
 from mg.processor import serve
 from tests.support.processes import NodeProcess, write_config
-from tools.stress.invariants import check
-from tools.stress.workload import NS, Ledger, Mix, StressProcessor, run_workers
-
-QUIET = """
-SELECT (SELECT count(*) FROM mg_notifications)
-     + (SELECT count(*) FROM mg_machines WHERE wake_at <= now() OR status = 'retrying')
-     + (CASE WHEN to_regclass('mg_sink_outbox') IS NULL THEN 0
-             ELSE (SELECT count(*) FROM mg_sink_outbox) END)
-"""
+from tools.stress_support import QUIET
+from tools.stress_support.invariants import check
+from tools.stress_support.workload import NS, Ledger, Mix, StressProcessor, run_workers
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mg.api import bodies, errors, requests, routes
+from mg.api.admission import Admission
 from mg.api.auth import Authenticator
 from mg.api.instrument import HttpMetrics
 from mg.api.operator import ALL_METHODS, ROUTE_KEY, Operator, add_operator_routes, mark_route
 from mg.core.trace import TraceContext, continue_or_start
-from mg.errors import InvalidRequest, MgError, PayloadTooLarge
+from mg.errors import InvalidRequest, MgError, PayloadTooLarge, Unavailable
 from mg.observability import context
 from mg.service.machines import MachineService
 from mg.service.sinks import SinkReader
@@ -38,6 +40,45 @@ def _respond(
     return response
 
 
+def _error_response(error: MgError, media: str, request_id: str) -> Response:
+    return _respond(
+        errors.status_of(error),
+        errors.error_body(error),
+        media,
+        request_id,
+        errors.error_headers(error),
+    )
+
+
+async def _answer(
+    service: MachineService,
+    sinks: SinkReader | None,
+    max_body_bytes: int,
+    route: routes.Route,
+    params: dict[str, str],
+    trace: TraceContext,
+) -> routes.Answer:
+    """Read the request's body and query and run its route's handler."""
+    try:
+        data = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    except RequestEntityTooLarge as error:
+        raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes") from error
+    body = bodies.decode(data, request.headers.get("content-type"))
+    query = _single_values(request.args)
+    if route.query is not None:
+        requests.only_query(query, route.query)
+    call = routes.Call(
+        service=service,
+        params=params,
+        query=query,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        trace=trace,
+        sinks=sinks,
+    )
+    return await route.handler(call)
+
+
 def create_app(
     service: MachineService,
     *,
@@ -45,12 +86,15 @@ def create_app(
     sinks: SinkReader | None = None,
     operator: Operator | None = None,
     auth: Auth | None = None,
+    max_requests_in_flight: int = 1024,
+    ready: trio.Event | None = None,
 ) -> QuartTrio:
     """A fresh app per node (one app object reused across test sessions breaks)."""
     app = QuartTrio("mg", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     authenticator = Authenticator(auth or Auth())
+    admission = Admission(max_requests_in_flight)
 
     async def dispatch(path: str = "") -> Response:
         request_id = requests.request_id(request.headers.get("x-request-id"))
@@ -76,33 +120,16 @@ def create_app(
             authenticator.check(
                 request.headers.get("authorization"), ns=params.get("ns"), sink=params.get("sink")
             )
-            try:
-                data = await request.get_data(cache=False, as_text=False, parse_form_data=False)
-            except RequestEntityTooLarge as error:
-                raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes") from error
-            body = bodies.decode(data, request.headers.get("content-type"))
-            query = _single_values(request.args)
-            if route.query is not None:
-                requests.only_query(query, route.query)
-            call = routes.Call(
-                service=service,
-                params=params,
-                query=query,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-                trace=trace,
-                sinks=sinks,
-            )
-            answer = await route.handler(call)
+            if ready is not None and not ready.is_set():
+                raise Unavailable(
+                    "the node is starting: Postgres does not answer yet or the schema is "
+                    "being migrated"
+                )
+            with admission.enter():
+                answer = await _answer(service, sinks, max_body_bytes, route, params, trace)
             return _respond(answer.status, answer.body, media, request_id, {})
         except MgError as error:
-            return _respond(
-                errors.status_of(error),
-                errors.error_body(error),
-                media,
-                request_id,
-                errors.error_headers(error),
-            )
+            return _error_response(error, media, request_id)
         except Exception:
             log.exception("unexpected error handling %s %s", request.method, request.path)
             failure = MgError("internal error; see the node's log for request " + request_id)
@@ -126,13 +153,7 @@ def create_app(
             mapped = PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
         else:
             mapped = InvalidRequest(error.description or str(error))
-        return _respond(
-            errors.status_of(mapped),
-            errors.error_body(mapped),
-            media,
-            request_id,
-            errors.error_headers(mapped),
-        )
+        return _error_response(mapped, media, request_id)
 
     return app
 

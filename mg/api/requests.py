@@ -18,6 +18,7 @@ from mg.errors import InvalidRequest
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 # Plain ASCII digits only: int() would also take "+5", " 5", "5_000" and other scripts' digits.
 _INTEGER = re.compile(r"^-?[0-9]{1,19}$")
+_MILLISECONDS = re.compile(r"^[0-9]{1,12}$")
 MAX_TIMEOUT_MS = 24 * 3600 * 1000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _RANGE_KEYS = ("after", "limit", "direction")
@@ -38,24 +39,27 @@ def machine_id(value: str, what: str = "id") -> str:
 
 
 def deadline(headers: Mapping[str, str], default_seconds: float) -> Deadline:
-    """From ``X-Request-Deadline`` (RFC 3339) or ``X-Request-Timeout`` (ms), else the
-    namespace's default."""
+    """From ``X-Request-Deadline`` (RFC 3339) and ``X-Request-Timeout`` (ms), else the
+    namespace's default. Both headers are checked when sent; with both, the earlier wins."""
     absolute = headers.get("x-request-deadline")
     relative = headers.get("x-request-timeout")
+    found: list[Deadline] = []
     # A header sent empty is a mistake, not an absent header.
     if absolute is not None:
         try:
-            return Deadline(parse_time(absolute.strip()))
+            found.append(Deadline(parse_time(absolute.strip())))
         except (ValueError, OverflowError) as error:
             raise InvalidRequest(f"X-Request-Deadline: {error}") from error
     if relative is not None:
         text = relative.strip()
-        if not text.isdigit() or int(text) > MAX_TIMEOUT_MS:
+        if not _MILLISECONDS.match(text) or int(text) > MAX_TIMEOUT_MS:
             raise InvalidRequest(
                 f"X-Request-Timeout must be a whole number of milliseconds up to {MAX_TIMEOUT_MS}"
             )
-        return Deadline.after(int(text) / 1000)
-    return Deadline.after(default_seconds)
+        found.append(Deadline.after(int(text) / 1000))
+    if not found:
+        return Deadline.after(default_seconds)
+    return min(found, key=lambda candidate: candidate.at)
 
 
 def _check_bounds(selection: Range, where: str) -> Range:

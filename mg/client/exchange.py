@@ -106,7 +106,8 @@ class Exchanges:
     ``default_timeout`` is sent with requests that give neither a deadline nor a timeout
     (``None`` leaves mg's namespace default). A transport waits for an answer until the
     request's deadline plus ``grace`` (so mg's own ``deadline_exceeded`` arrives first), or
-    ``http_timeout`` when the request has no deadline.
+    ``http_timeout`` when the request has no deadline. ``token`` is sent with every request
+    as ``Authorization: Bearer <token>`` (for a node with ``[auth]`` enabled).
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class Exchanges:
         default_timeout: float | None = None,
         http_timeout: float = 120.0,
         grace: float = 5.0,
+        token: str | None = None,
     ) -> None:
         if encoding not in ("msgpack", "json"):
             raise ValueError('encoding must be "msgpack" or "json"')
@@ -124,6 +126,7 @@ class Exchanges:
         self.default_timeout = default_timeout
         self.http_timeout = http_timeout
         self.grace = grace
+        self.token = token
 
     # --- shared parts ----------------------------------------------------------------------
 
@@ -137,6 +140,8 @@ class Exchanges:
         headers = {"accept": self.media}
         if with_body:
             headers["content-type"] = self.media
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
         if options.traceparent:
             headers["traceparent"] = options.traceparent
         timeout = options.timeout

@@ -24,8 +24,9 @@ class Client:
 
     Each operation takes ``deadline`` (an aware ``datetime``) or ``timeout`` (seconds), sent
     to mg as the time it may spend, and ``traceparent`` (a W3C trace context to continue).
-    Bodies are MessagePack unless ``encoding="json"``. Pass ``http`` to bring your own
-    ``httpx.Client`` (its ``base_url`` must be mg's; the client does not close it).
+    Bodies are MessagePack unless ``encoding="json"``; ``token`` is sent as a bearer token.
+    Pass ``http`` to bring your own ``httpx.Client`` (its ``base_url`` must be mg's; the client
+    does not close it).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class Client:
         default_timeout: float | None = None,
         http_timeout: float = 120.0,
         grace: float = 5.0,
+        token: str | None = None,
         http: httpx.Client | None = None,
     ) -> None:
         self.exchanges = Exchanges(
@@ -43,6 +45,7 @@ class Client:
             default_timeout=default_timeout,
             http_timeout=http_timeout,
             grace=grace,
+            token=token,
         )
         self._owned = http is None
         self._http = http if http is not None else httpx.Client(base_url=base_url)

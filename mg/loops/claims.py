@@ -62,43 +62,73 @@ class ClaimLoop(Generic[C]):
         self._limiter = trio.Semaphore(settings.concurrency)
         self.sleeping_until: datetime | None = None
         self.handled = 0
+        self._claiming = trio.CancelScope()
+        self._running = False
+        # Set once the loop has stopped and its steps in flight are done (or it never ran).
+        self.drained = trio.Event()
+
+    def stop(self) -> None:
+        """Claim nothing more; ``run`` returns once the items in flight are done."""
+        self._claiming.cancel()
+        if not self._running:
+            self.drained.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                with self._claiming:
+                    await self._claim_forever(nursery)
+                # Leaving the nursery waits for the steps in flight: a stopping node drains them.
+        finally:
+            self._running = False
+            self.drained.set()
+
+    async def _claim_forever(self, nursery: trio.Nursery) -> None:
         backoff = 0.1
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            while True:
-                waiter = self._waker.arm(self.topic)
-                await self._limiter.acquire()
-                room = min(self._settings.batch, 1 + self._limiter.value)
-                try:
-                    claims = await self._claim(self._now(), room)
-                    backoff = 0.1
-                except (MgError, OSError) as error:
-                    self._limiter.release()
-                    log.warning(
-                        "%s loop: cannot claim (%s); retrying in %.1fs", self.topic, error, backoff
-                    )
-                    await trio.sleep(backoff * (1 + random.random() / 2))
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                if not claims:
-                    self._limiter.release()
-                for index, item in enumerate(claims):
-                    if index > 0:
-                        self._limiter.acquire_nowait()  # room counted these slots as free
-                    nursery.start_soon(self._run_one, item)
-                if claims and len(claims) == room:
-                    continue  # more may be due right now
-                await self._sleep(waiter)
+        while True:
+            waiter = self._waker.arm(self.topic)
+            await self._limiter.acquire()
+            room = min(self._settings.batch, 1 + self._limiter.value)
+            try:
+                claims = await self._claim(self._now(), room)
+                backoff = 0.1
+            except Exception as error:
+                # Whatever Postgres does, the loop backs off and tries again; it never exits.
+                self._limiter.release()
+                log.warning(
+                    "%s loop: cannot claim (%s); retrying in %.1fs",
+                    self.topic,
+                    error,
+                    backoff,
+                    exc_info=not isinstance(error, MgError | OSError),
+                )
+                await trio.sleep(backoff * (1 + random.random() / 2))
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if not claims:
+                self._limiter.release()
+            for index, item in enumerate(claims):
+                if index > 0:
+                    self._limiter.acquire_nowait()  # room counted these slots as free
+                nursery.start_soon(self._run_one, item)
+            if claims and len(claims) == room:
+                continue  # more may be due right now
+            await self._sleep(waiter)
 
     async def _sleep(self, waiter: Waiter) -> None:
         now = self._now()
         delay = self._settings.poll_interval
         try:
             due = await self._next_due(now)
-        except (MgError, OSError) as error:
-            log.warning("%s loop: cannot read the next due time (%s)", self.topic, error)
+        except Exception as error:
+            log.warning(
+                "%s loop: cannot read the next due time (%s)",
+                self.topic,
+                error,
+                exc_info=not isinstance(error, MgError | OSError),
+            )
             due = None
         if due is not None:
             delay = min(delay, max((due - now).total_seconds(), 0.0))

@@ -27,7 +27,12 @@ import trio
 
 from mg.postgres.bridge import Bridge, DedicatedSession, Session, Work
 from mg.postgres.bridge_listen import Listener, Lost, Notifications
-from mg.postgres.bridge_session import BridgeSession, DedicatedBridgeSession, SessionOwner
+from mg.postgres.bridge_session import (
+    BridgeSession,
+    DedicatedBridgeSession,
+    SessionOwner,
+    breaks_connection,
+)
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -111,22 +116,29 @@ class AsyncioPoolBridge(Bridge):
     async def _unit(self, work: Work[T], limit: float | None) -> T:
         pool = self._require_pool()
         conn: Pooled | None = None
+        broken = False
         try:
             async with asyncio.timeout(limit):
                 conn = await pool.acquire()
                 return await work(cast(asyncpg.Connection, conn))
+        except BaseException as error:
+            broken = breaks_connection(error)
+            raise
         finally:
             # Outside the timeout: a unit that finished in time is not reported as timed out
             # because its release was slow.
             if conn is not None:
-                await self._give_back(conn)
+                await self._give_back(conn, broken)
 
-    async def _give_back(self, conn: Pooled) -> None:
+    async def _give_back(self, conn: Pooled, broken: bool = False) -> None:
         """Return ``conn`` to the pool with no transaction open, or terminate it."""
         pool = self._pool
         assert pool is not None, "connections exist only while the pool does"
         try:
-            if conn.is_in_transaction():
+            if broken and not conn.is_closed():
+                _log.info("terminating a connection left in doubt by its last unit of work")
+                conn.terminate()
+            elif conn.is_in_transaction():
                 # asyncpg's release would roll back too, but it reports a transaction it did not
                 # start (a raw BEGIN) to the loop's exception handler, and this path is expected.
                 async with asyncio.timeout(self.release_timeout):
@@ -223,9 +235,12 @@ class AsyncioPoolBridge(Bridge):
             self._dedicated.add(conn)
             return conn
 
-        async def close(conn: asyncpg.Connection) -> None:
+        async def close(conn: asyncpg.Connection, broken: bool) -> None:
             self._dedicated.discard(conn)
             conn.remove_termination_listener(on_lost)  # our own close is not a loss
+            if broken:
+                conn.terminate()
+                return
             try:
                 await conn.close(timeout=self.release_timeout)
             except Exception as error:

@@ -19,6 +19,23 @@ T = TypeVar("T")
 C = TypeVar("C")  # the connection held: a pool's proxy, or a connection of its own
 
 
+def breaks_connection(error: BaseException) -> bool:
+    """Whether a connection whose work raised ``error`` may be left in an unknown state.
+
+    An error the server reported (a constraint, a lock timeout) leaves the connection fine, and
+    so do mg's own errors raised inside work. Cancellation and timeouts are asyncpg's to clean
+    up: it asks the server to cancel the query, which frees the transaction's locks at once
+    (terminating instead would leave the backend running until it noticed). A lost connection
+    or a client-side protocol error ("another operation is in progress") is not recoverable:
+    such a connection is terminated rather than handed to the next unit of work.
+    """
+    if isinstance(error, asyncpg.PostgresConnectionError):
+        return True
+    return isinstance(
+        error, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError | OSError
+    ) and not isinstance(error, TimeoutError)
+
+
 class SessionOwner(Generic[C]):
     """The asyncio task that holds a session's connection from acquire to release.
 
@@ -31,7 +48,7 @@ class SessionOwner(Generic[C]):
         self,
         acquire: Callable[[], Awaitable[C]],
         acquire_timeout: float | None,
-        give_back: Callable[[C], Awaitable[None]],
+        give_back: Callable[[C, bool], Awaitable[None]],
     ) -> None:
         self._acquire = acquire
         self._acquire_timeout = acquire_timeout
@@ -40,6 +57,7 @@ class SessionOwner(Generic[C]):
         self._conn: C | None = None
         self._finish: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._broken = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,15 +91,19 @@ class SessionOwner(Generic[C]):
         finally:
             async with self._lock:  # lets a work item that is being cancelled unwind first
                 self._conn = None
-                await self._give_back(conn)
+                await self._give_back(conn, self._broken)
 
     async def execute(self, work: Work[T], limit: float | None) -> T:
         async with self._lock:
             if self._conn is None:
                 raise trio.ClosedResourceError("the session has ended")
-            async with asyncio.timeout(limit):
-                # The proxy forwards every Connection method; the stubs do not relate the two.
-                return await work(cast(asyncpg.Connection, self._conn))
+            try:
+                async with asyncio.timeout(limit):
+                    # The proxy forwards every Connection method; the stubs do not relate them.
+                    return await work(cast(asyncpg.Connection, self._conn))
+            except BaseException as error:
+                self._broken = self._broken or breaks_connection(error)
+                raise
 
     async def execute_around(
         self, work: Work[T], limit: float | None, *, start: bool, finish: bool

@@ -30,6 +30,13 @@ def translate(error: BaseException, *, doing: str) -> MgError | None:
         if state in _TRANSIENT_CODES or state[:2] in _TRANSIENT_CLASSES:
             return StorageUnavailable(f"storage unavailable while {doing}: {error}")
         return None
-    if isinstance(error, asyncpg.InterfaceError | OSError | ConnectionError | EOFError):
+    if isinstance(
+        error,
+        asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | OSError
+        | ConnectionError
+        | EOFError,
+    ):
         return StorageUnavailable(f"storage unavailable while {doing}: {error}")
     return None

@@ -117,8 +117,17 @@ class Wakeups:
                     async for payload in notifications:
                         for topic in payload.split(","):
                             self.wake_local(topic)
-            except (ConnectionError, OSError, asyncpg.PostgresError, MgError) as error:
-                log.warning("wake-up listener lost (%s); retrying in %.1fs", error, backoff)
+            except Exception as error:
+                # Whatever went wrong, wake-ups come back; loops poll meanwhile.
+                expected = isinstance(
+                    error, ConnectionError | OSError | asyncpg.PostgresError | MgError
+                )
+                log.warning(
+                    "wake-up listener lost (%s); retrying in %.1fs",
+                    error,
+                    backoff,
+                    exc_info=not expected,
+                )
             self.listening = False
             if not started:
                 # Start anyway: loops poll, and the listener keeps trying in the background.

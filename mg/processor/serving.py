@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
@@ -18,6 +19,8 @@ def hypercorn_config(host: str, port: int) -> Config:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
+    # Through the program's logging setup, not a second handler of hypercorn's own.
+    config.errorlog = logging.getLogger("hypercorn.error")
     # mg keeps connections to its processors open between steps.
     config.keep_alive_timeout = 75
     return config
@@ -54,5 +57,8 @@ async def serve(
 
 
 def run(processor: Processor, host: str = "127.0.0.1", port: int = 9000) -> None:
-    """Serve ``processor`` in the foreground (blocks; Ctrl-C stops it)."""
+    """Serve ``processor`` in the foreground (blocks; Ctrl-C stops it). Logs go to stderr at
+    INFO unless the program has set up logging already."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     trio.run(partial(serve, processor, host, port))

@@ -98,7 +98,7 @@ class Signals:
             return outcome
 
         try:
-            await steps.run(claim.ns, claim.id, "timeout", lock_deadline, body)
+            await steps.run(claim.ns, claim.id, "timeout", lock_deadline, body, client=False)
         finally:
             lag = (steps.now() - claim.due_at).total_seconds()
             steps.observe(TimerFired(claim.ns, claim.id, outcome, lag))
@@ -153,7 +153,9 @@ class Signals:
             return outcome
 
         try:
-            await steps.run(claim.ns, claim.machine_id, "notification", deadline, body)
+            await steps.run(
+                claim.ns, claim.machine_id, "notification", deadline, body, client=False
+            )
         finally:
             queued = (steps.now() - claim.created_at).total_seconds()
             steps.observe(NotificationDelivered(claim.ns, claim.machine_id, outcome, queued))

@@ -24,6 +24,7 @@ from mg.errors import (
     LogicError,
     MachineFailed,
     NamespaceNotFound,
+    Overloaded,
     ProcessorPermanentFailure,
     ProcessorTransientFailure,
     RepairFailed,
@@ -144,21 +145,33 @@ class Steps:
             self.nudges.events_written(sinks)
 
     async def run(
-        self, ns: str, machine_id: str, kind: str, deadline: Deadline, body: Body
+        self,
+        ns: str,
+        machine_id: str,
+        kind: str,
+        deadline: Deadline,
+        body: Body,
+        *,
+        client: bool = True,
     ) -> None:
-        """Run ``body`` as one step of ``(ns, machine_id)``."""
+        """Run ``body`` as one step of ``(ns, machine_id)``. A ``client`` step is refused with
+        ``Overloaded`` when too many client steps already wait for a slot; the loops' steps
+        are bounded by the loops' own concurrency instead."""
         # Every log line of the step names its machine, whichever driver runs it.
         with context.bound(ns=ns, machine_id=machine_id):
-            await self._run(ns, machine_id, kind, deadline, body)
+            await self._run(ns, machine_id, kind, deadline, body, client)
 
     async def _run(
-        self, ns: str, machine_id: str, kind: str, deadline: Deadline, body: Body
+        self, ns: str, machine_id: str, kind: str, deadline: Deadline, body: Body, client: bool
     ) -> None:
         began = trio.current_time()
         outcome = "ok"
         reason: str | None = None
         try:
             async with self.locks.hold(ns, machine_id, deadline):
+                waiting_now = self.slots.statistics().tasks_waiting
+                if client and waiting_now >= self.settings.limits.max_waiting_steps:
+                    raise Overloaded(f"{waiting_now} steps already wait on this node")
                 with trio.move_on_after(max(deadline.remaining(), 0)) as waiting:
                     await self.slots.acquire()
                 if waiting.cancelled_caught:

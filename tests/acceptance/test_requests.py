@@ -217,3 +217,22 @@ async def test_strict_queries_and_headers(api: Api) -> None:
         answer = await api.call("m1", range=selection)
         assert answer.status_code == 400, selection
         assert body(answer)["error"] == "invalid_request"
+
+
+async def test_both_deadline_headers_are_checked_and_the_earlier_wins(
+    api: Api, processor: FakeProcessor
+) -> None:
+    bad = await api.start(
+        "m1", headers={"x-request-deadline": "2099-01-01T00:00:00Z", "x-request-timeout": "soon"}
+    )
+    assert bad.status_code == 400
+    assert (await api.get("m1")).status_code == 404
+    await api.start(
+        "m2", headers={"x-request-deadline": "2099-01-01T00:00:00Z", "x-request-timeout": "5000"}
+    )
+    sent = processor.seen[-1].headers["x-request-deadline"]
+    assert not sent.startswith("2099")
+    superscript_two = "²".encode("latin-1")  # isdigit() says yes; int() says no
+    assert (
+        await api.start("m3", headers={"x-request-timeout": superscript_two})
+    ).status_code == 400

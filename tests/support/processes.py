@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 
@@ -66,7 +67,11 @@ class NodeProcess:
         self.lines: list[dict[str, Any]] = []
         self._serving = trio.Event()
 
-    async def start(self, nursery: trio.Nursery, timeout: float = 60.0) -> str:
+    async def start(
+        self, nursery: trio.Nursery, timeout: float = 60.0, *, ready: bool = True
+    ) -> str:
+        """Start the node; return its URL once it serves (and, with ``ready``, once
+        ``/health/ready`` says it can take requests)."""
         self.process = await nursery.start(
             partial(
                 trio.run_process,
@@ -80,7 +85,19 @@ class NodeProcess:
         nursery.start_soon(self._read, self.process)
         with trio.fail_after(timeout):
             await self._serving.wait()
+            if ready:
+                await self.wait_ready()
         return self.url
+
+    async def wait_ready(self) -> None:
+        async with httpx.AsyncClient(base_url=self.url, trust_env=False) as client:
+            while True:
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.05)
 
     async def _read(self, process: trio.Process) -> None:
         assert process.stderr is not None

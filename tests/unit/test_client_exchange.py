@@ -94,6 +94,17 @@ def test_traceparent_is_passed_on() -> None:
     assert request.headers["traceparent"] == trace
 
 
+def test_a_token_is_sent_as_a_bearer_header_on_every_request() -> None:
+    exchanges = Exchanges(token="s3cret")
+    for exchange in (
+        exchanges.get("ns", "m", None, Options()),
+        exchanges.health("ready", Options()),
+        exchanges.metrics(Options()),
+    ):
+        assert exchange.request.headers["authorization"] == "Bearer s3cret"
+    assert "authorization" not in Exchanges().get("ns", "m", None, Options()).request.headers
+
+
 def test_a_long_poll_waits_longer_than_its_wait() -> None:
     exchange = Exchanges(grace=1).read_sink("main", Range(after=9), 20, Options(timeout=1))
     assert exchange.request.params == {"after": "9", "direction": "forward", "wait": "20"}

@@ -15,7 +15,7 @@ import trio.lowlevel
 
 from mg.client import AsyncClient
 from mg.errors import DeadlineExceeded, MgError, Overloaded, TransientError
-from mg.processor import Processor, Result, SetTimer
+from mg.processor import Processor, Result, SetTimer, Transient
 from mg.processor.wire import Machine
 
 NS = "stress"
@@ -23,12 +23,22 @@ OPERATIONS = ("start", "call", "get", "notify", "timer")
 
 
 class StressProcessor(Processor):
-    """Every event is ``{"token": ..., "op": ...}``; ``fail`` calls raise (the machine fails)."""
+    """Every event is ``{"token": ..., "op": ...}``; ``fail`` calls raise (the machine fails).
+
+    ``away`` makes every step answer 503 (a processor down for maintenance); ``delay`` slows
+    calls down (seconds)."""
 
     def __init__(self) -> None:
         self.timeouts = 0
+        self.refused_timeouts = 0
         self.in_flight: dict[str, int] = defaultdict(int)
         self.overlaps = 0
+        self.away = False
+        self.delay = 0.0
+
+    def _check_here(self) -> None:
+        if self.away:
+            raise Transient("away for maintenance")
 
     def _enter(self, machine: Machine) -> None:
         self.in_flight[machine.id] += 1
@@ -39,14 +49,19 @@ class StressProcessor(Processor):
         self.in_flight[machine.id] -= 1
 
     def init(self, args: Any, machine: Machine) -> Result:
+        self._check_here()
         return Result(events=[{"token": args["token"], "op": "start"}])
 
     async def call(self, args: Any, machine: Machine) -> Result:
         self._enter(machine)
         try:
-            # A checkpoint inside the step: a second step of this machine running now would
-            # be seen as an overlap.
-            await trio.lowlevel.checkpoint()
+            # A checkpoint (or a delay) inside the step: a second step of this machine running
+            # meanwhile would be seen as an overlap.
+            if self.delay:
+                await trio.sleep(self.delay)
+            else:
+                await trio.lowlevel.checkpoint()
+            self._check_here()
             if args.get("fail"):
                 raise RuntimeError("made to fail")
             timer = SetTimer(timeout=args["timer"]) if args.get("timer") is not None else None
@@ -56,10 +71,14 @@ class StressProcessor(Processor):
             self._leave(machine)
 
     def timeout(self, machine: Machine) -> Result:
+        if self.away:
+            self.refused_timeouts += 1
+        self._check_here()
         self.timeouts += 1
         return Result(events=[{"token": f"timeout-{uuid.uuid4().hex}", "op": "timeout"}])
 
     def notification(self, args: Any, machine: Machine) -> Result:
+        self._check_here()
         return Result(events=[{"token": args["token"], "op": "notify"}])
 
 
