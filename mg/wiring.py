@@ -23,6 +23,7 @@ from mg.api.operator import Operator
 from mg.core.facts import Observer
 from mg.core.sink import sequencer_topic
 from mg.loops.claims import ClaimLoop
+from mg.observability.cache_metrics import StateCacheCollector
 from mg.observability.fact_log import log_fact
 from mg.observability.health import Health
 from mg.observability.metrics import Metrics
@@ -116,6 +117,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     modernizer = HttpModernizer(settings.namespaces)
     steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
     metrics.watch(steps.activity, lambda: bridge.pool_stats)
+    metrics.registry.register(StateCacheCollector(storage.cache))
     service = MachineService(steps, modernizer=modernizer)
     signals = Signals(steps)
     owner = node_identity()

@@ -1,5 +1,6 @@
-"""Turning machine rows into core records and back. The column order of ``insert_machine`` and
-``update_machine`` (sql/queries/machines.sql) is defined here once."""
+"""Turning machine rows into core records and back. The column order of the machine row in
+``insert_machine_with_events`` and ``update_machine_with_events`` (sql/queries/machines.sql) is
+defined here once."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRec
 
 
 def record_params(record: MachineRecord) -> tuple[Any, ...]:
-    """Parameters $1..$25 of ``insert_machine`` / ``update_machine``."""
+    """Parameters $1..$25 of ``insert_machine_with_events`` / ``update_machine_with_events``."""
     timer = record.timer
     retry = record.retry
     aux = record.aux_state

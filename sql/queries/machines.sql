@@ -1,16 +1,5 @@
 -- Named queries for machines, events and tags. Parameters are positional ($1, ...).
 
--- name: set_lock_timeout
--- Bounds the wait for the machine lock by the request's deadline (SET LOCAL: this transaction).
-SELECT set_config('lock_timeout', $1, true)
-
--- name: lock_machine
--- One step at a time per machine, cluster-wide: held until the step's transaction ends.
-SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 0))
-
--- name: next_incarnation
-SELECT nextval('mg_incarnations')
-
 -- name: load_machine
 SELECT ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
        timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
@@ -37,37 +26,6 @@ SELECT tag FROM mg_tags WHERE ns = $1 AND machine_id = $2 ORDER BY tag
 
 -- name: resolve_tag
 SELECT machine_id FROM mg_tags WHERE ns = $1 AND tag = $2
-
--- name: insert_machine
-INSERT INTO mg_machines (
-    ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
-    timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
-    timer_handling_timeout, timer_trace, timer_set_by_version, wake_at,
-    retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
-    failure_reason, status_before_failure, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20, $21, $22, $23, $24, $25)
-ON CONFLICT (ns, id) DO NOTHING
-RETURNING version
-
--- name: update_machine
--- The version check is the fence: a node that lost its lock can never overwrite.
-UPDATE mg_machines SET
-    incarnation = $3, version = $4, status = $5, last_event_id = $6, aux_data = $7,
-    aux_format_version = $8, timer_fire_at = $9, timer_range_after = $10,
-    timer_range_limit = $11, timer_range_direction = $12, timer_handling_timeout = $13,
-    timer_trace = $14, timer_set_by_version = $15, wake_at = $16, retry_subject = $17,
-    retry_attempt = $18, retry_next_at = $19, retry_first_failed_at = $20, retry_reason = $21,
-    failure_reason = $22, status_before_failure = $23, created_at = $24, updated_at = $25,
-    lease_owner = NULL, lease_until = NULL
-WHERE ns = $1 AND id = $2 AND version = $26
-RETURNING version
-
--- name: insert_events
-INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)
-SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
-FROM unnest($3::bigint[], $4::timestamptz[], $5::integer[], $6::bytea[])
-    AS e(event_id, created_at, format_version, data)
 
 -- name: insert_outbox
 INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
@@ -145,9 +103,9 @@ FROM mg_lock_machine($1, $2, $3, $4, $5, $6) AS l
 SELECT incarnation, version, history_revision FROM mg_machines WHERE ns = $1 AND id = $2
 
 -- name: insert_machine_with_events
--- A start's writes in one statement: the machine row ($1..$25, as insert_machine), its events
--- ($26..$29 as column arrays) and their sink outbox rows (sinks $30, incarnation $3). The
--- inserts of events and outbox rows only happen if the machine row was inserted.
+-- A start's writes in one statement: the machine row ($1..$25, in rows.record_params order),
+-- its events ($26..$29 as column arrays) and their sink outbox rows (sinks $30, incarnation
+-- $3). The events and outbox rows are inserted only if the machine row was.
 WITH machine AS (
     INSERT INTO mg_machines (
         ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
@@ -179,7 +137,7 @@ SELECT version FROM machine
 
 -- name: update_machine_with_events
 -- A step's writes in one statement: the machine row fenced on the version read ($26; the
--- other parameters as update_machine), its new events ($27..$30) and their sink outbox rows
+-- others in rows.record_params order), its new events ($27..$30) and their sink outbox rows
 -- (sinks $31). Nothing is inserted unless the fenced update matched.
 WITH machine AS (
     UPDATE mg_machines SET
