@@ -126,7 +126,7 @@ def cached_from_row(row: asyncpg.Record, tags: Sequence[str]) -> CachedMachine:
 
 
 def stored_event(row: asyncpg.Record) -> StoredEvent:
-    return StoredEvent(row["event_id"], row["created_at"], row["format_version"], row["data"])
+    return (row["event_id"], row["created_at"], row["format_version"], row["data"])
 
 
 def event_from_row(row: asyncpg.Record) -> Event:

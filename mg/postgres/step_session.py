@@ -31,7 +31,7 @@ from mg.postgres.bridge import Session
 from mg.postgres.failures import translate
 from mg.postgres.sql_files import query
 from mg.service.ports import Loaded, Selection
-from mg.service.state_cache import CachedMachine, StateCache, StoredEvent, stash_from
+from mg.service.state_cache import CachedMachine, StateCache, StoredEvent, stash_from, to_event
 
 T = TypeVar("T")
 Conn = asyncpg.Connection
@@ -69,7 +69,7 @@ def with_history(
     (read from the database, in walking order) or else from the stash."""
     span = entry.span(chosen)
     if fetched or not entry.covers(span):
-        return Machine(record, entry.tags, tuple(e.event() for e in fetched), chosen)
+        return Machine(record, entry.tags, tuple(to_event(e) for e in fetched), chosen)
     return entry.machine(chosen, span, record)
 
 
@@ -77,7 +77,7 @@ def extended(entry: CachedMachine, fetched: Sequence[StoredEvent], keep: int) ->
     """``entry`` with events just read merged into its stash, where they reach the newest."""
     if not fetched:
         return entry
-    merged = {e.id: e for e in fetched} | {e.id: e for e in entry.stash}
+    merged = {e[0]: e for e in fetched} | {e[0]: e for e in entry.stash}
     return replace(entry, stash=stash_from(entry.record.last_event_id, list(merged.values()), keep))
 
 
@@ -188,7 +188,7 @@ class PostgresStep:
             return
         base = self._base
         new = [
-            StoredEvent(e.id, e.created_at, e.format_version, data)
+            (e.id, e.created_at, e.format_version, data)
             for e, data in zip(transition.events, columns[3], strict=True)
         ]
         tags = base.tags if base is not None else ()

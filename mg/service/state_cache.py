@@ -33,15 +33,16 @@ EVENT_OVERHEAD = 260
 TAG_OVERHEAD = 80
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    id: int
-    created_at: datetime
-    format_version: int | None
-    data: bytes  # MessagePack
+StoredEvent = tuple[int, datetime, int | None, bytes]
+"""A stashed event: id, created_at, format_version and its data in MessagePack. A plain tuple
+on purpose: the garbage collector stops tracking tuples of atomic values, so a full cache adds
+next to nothing to each full collection (with an object per event, 30,000 cached machines made
+every full collection take 144 ms, the p99 of the whole service)."""
 
-    def event(self) -> Event:
-        return Event(self.id, self.created_at, self.format_version, values.unpack(self.data))
+
+def to_event(stored: StoredEvent) -> Event:
+    event_id, created_at, format_version, data = stored
+    return Event(event_id, created_at, format_version, values.unpack(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +64,13 @@ class CachedMachine:
     @property
     def stash_low(self) -> int:
         """The lowest event id the stash holds (``last + 1`` when it holds none)."""
-        return self.stash[0].id if self.stash else self.record.last_event_id + 1
+        return self.stash[0][0] if self.stash else self.record.last_event_id + 1
 
     def size(self) -> int:
         return (
             ENTRY_OVERHEAD
             + len(self.aux_data or b"")
-            + sum(EVENT_OVERHEAD + len(e.data) for e in self.stash)
+            + sum(EVENT_OVERHEAD + len(e[3]) for e in self.stash)
             + sum(TAG_OVERHEAD + len(t) for t in self.tags)
         )
 
@@ -91,7 +92,7 @@ class CachedMachine:
         if span is not None:
             first = self.stash_low
             chosen = self.stash[span.low - first : span.high - first + 1]
-            history = tuple(e.event() for e in chosen)
+            history = tuple(to_event(e) for e in chosen)
             if span.direction is Direction.BACKWARD:
                 history = history[::-1]
         return Machine(record or self.full_record(), self.tags, history, selection)
@@ -105,11 +106,11 @@ def stash_from(
 ) -> tuple[StoredEvent, ...]:
     """The last ``keep`` of ``events`` if they run contiguously up to ``last_event_id``;
     otherwise none (a stash is always the newest events, without gaps)."""
-    ordered = sorted(events, key=lambda e: e.id)
-    if not ordered or ordered[-1].id != last_event_id:
+    ordered = sorted(events)
+    if not ordered or ordered[-1][0] != last_event_id:
         return ()
     start = len(ordered) - 1
-    while start > 0 and ordered[start - 1].id == ordered[start].id - 1:
+    while start > 0 and ordered[start - 1][0] == ordered[start][0] - 1:
         start -= 1
     return tuple(ordered[max(start, len(ordered) - keep) :])
 
@@ -120,7 +121,10 @@ class StateCache:
     def __init__(self, max_bytes: int, events: int) -> None:
         self.max_bytes = max_bytes
         self.events = events
-        self._entries: OrderedDict[tuple[str, str], tuple[CachedMachine, int]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], CachedMachine] = OrderedDict()
+        # Sizes apart, as plain ints: a (entry, size) pair would be one more object per machine
+        # for every full garbage collection to visit.
+        self._sizes: dict[tuple[str, str], int] = {}
         self.bytes = 0
         self.evictions = 0
         self.hits = 0
@@ -135,10 +139,9 @@ class StateCache:
 
     def get(self, ns: str, machine_id: str) -> CachedMachine | None:
         found = self._entries.get((ns, machine_id))
-        if found is None:
-            return None
-        self._entries.move_to_end((ns, machine_id))
-        return found[0]
+        if found is not None:
+            self._entries.move_to_end((ns, machine_id))
+        return found
 
     def put(self, entry: CachedMachine) -> None:
         self.drop(*entry.key)
@@ -146,14 +149,14 @@ class StateCache:
         # One entry may not crowd out most of the others.
         if size > self.max_bytes // 4:
             return
-        self._entries[entry.key] = (entry, size)
+        self._entries[entry.key] = entry
+        self._sizes[entry.key] = size
         self.bytes += size
         while self.bytes > self.max_bytes:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            self.bytes -= evicted
+            key, _ = self._entries.popitem(last=False)
+            self.bytes -= self._sizes.pop(key)
             self.evictions += 1
 
     def drop(self, ns: str, machine_id: str) -> None:
-        found = self._entries.pop((ns, machine_id), None)
-        if found is not None:
-            self.bytes -= found[1]
+        if self._entries.pop((ns, machine_id), None) is not None:
+            self.bytes -= self._sizes.pop((ns, machine_id))
