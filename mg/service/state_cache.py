@@ -26,8 +26,9 @@ from mg.core.model import Content, Direction, Event, Machine, MachineRecord, Ran
 from mg.core.ranges import IdSpan, select_span
 
 # Estimated Python overhead (bytes) of an entry and of each stashed event and tag, beyond the
-# bytes of their values: dataclasses, datetimes, tuples, dict slots. Measured with
-# tracemalloc on typical entries and rounded up (docs/performance.md).
+# bytes of their values: objects, datetimes, tuples, dict slots. tracemalloc measures about 640
+# per machine and 175 per event (docs/performance.md); these leave room for timers, retries,
+# long ids and the allocator's own overhead, so that the budget bounds the process's memory.
 ENTRY_OVERHEAD = 1600
 EVENT_OVERHEAD = 260
 TAG_OVERHEAD = 80
