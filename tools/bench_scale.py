@@ -101,6 +101,8 @@ async def against(
     )
     node = MgNode(config, port, workdir / "mg.log", url)
     await node.start()
+    assert node.process is not None
+    at_start = rss_bytes(node.process.pid)
     rng = random.Random(7)
     base = f"/v1/namespaces/{NAMESPACE}/machines/"
     get_path = "?limit=10&direction=backward"
@@ -127,8 +129,8 @@ async def against(
             results[name] = tally.summary()
             progress.done(f"{label}: {name}", results[name])
         if machines >= args.touch:
-            assert node.process is not None
             results["rss"] = await touch(node, args, progress)
+            results["rss"]["rss_at_start_mb"] = at_start / 2**20
     finally:
         await node.stop()
     return results
@@ -159,13 +161,13 @@ async def touch(node: MgNode, args: argparse.Namespace, progress: Progress) -> d
     after = rss_bytes(pid)
     found = {
         "touched": tally.summary()["requests"],
-        "rss_before_mb": before / 2**20,
+        "rss_before_touching_mb": before / 2**20,
         "rss_after_mb": after / 2**20,
         "cache_max_bytes": args.cache_bytes,
     }
     progress.note(
         f"RSS after touching {found['touched']:,} machines: {found['rss_after_mb']:.0f} MB "
-        f"(before: {found['rss_before_mb']:.0f} MB)"
+        f"(before touching: {found['rss_before_touching_mb']:.0f} MB)"
     )
     return found
 
@@ -205,7 +207,7 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         rss = large["rss"]
         print(
             f"RSS after touching {rss['touched']:,} machines: {rss['rss_after_mb']:.0f} MB "
-            f"(at start {rss['rss_before_mb']:.0f} MB; cache budget "
+            f"(at start {rss['rss_at_start_mb']:.0f} MB; cache budget "
             f"{rss['cache_max_bytes'] / 2**20:.0f} MiB)"
         )
     return results

@@ -129,6 +129,11 @@ def stored_event(row: asyncpg.Record) -> StoredEvent:
     return (row["event_id"], row["created_at"], row["format_version"], row["data"])
 
 
+def newest_event(row: asyncpg.Record) -> StoredEvent:
+    """An event of ``load_machine_newest`` (whose ``created_at`` is the machine's)."""
+    return (row["event_id"], row["event_created_at"], row["format_version"], row["data"])
+
+
 def event_from_row(row: asyncpg.Record) -> Event:
     return Event(
         id=row["event_id"],

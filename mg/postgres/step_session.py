@@ -74,8 +74,9 @@ def with_history(
 
 
 def extended(entry: CachedMachine, fetched: Sequence[StoredEvent], keep: int) -> CachedMachine:
-    """``entry`` with events just read merged into its stash, where they reach the newest."""
-    if not fetched:
+    """``entry`` with events just read merged into its stash, where they reach the newest, and
+    no more than ``keep`` of them."""
+    if not fetched and len(entry.stash) <= keep:
         return entry
     merged = {e[0]: e for e in fetched} | {e[0]: e for e in entry.stash}
     return replace(entry, stash=stash_from(entry.record.last_event_id, list(merged.values()), keep))

@@ -32,6 +32,9 @@ T = TypeVar("T")
 
 # Reads that are not bounded by a request deadline still must not hang forever.
 READ_TIMEOUT = 30.0
+# A read outside a step fetches this many of the newest events in its first (and usually
+# only) statement.
+NEWEST_READ = 20
 
 
 async def _read_machine(
@@ -92,6 +95,7 @@ class PostgresStorage:
         cache = self.cache
         cached = cache.get(ns, machine_id) if cache.enabled else None
         keep = cache.events
+        newest = max(keep, NEWEST_READ)
 
         async def work(conn: asyncpg.Connection) -> tuple[Machine, CachedMachine | None] | None:
             if cached is not None and cached.covers(cached.span(selection)):
@@ -104,6 +108,16 @@ class PostgresStorage:
                     found["history_revision"],
                 ) == (cached.record.incarnation, cached.record.version, cached.revision):
                     return cached.machine(selection, cached.span(selection)), None
+            # One statement, one snapshot: enough when the range is within the newest events.
+            found_rows = await conn.fetch(query("load_machine_newest"), ns, machine_id, newest)
+            if not found_rows:
+                return None
+            entry = rows.cached_from_row(found_rows[0], found_rows[0]["tags"])
+            stored = [rows.newest_event(r) for r in found_rows if r["event_id"] is not None]
+            entry = extended(entry, stored, newest)
+            span = entry.span(selection)
+            if entry.covers(span):
+                return entry.machine(selection, span), extended(entry, (), keep)
             # One snapshot for the row, the tags and the events: a step is seen whole or not.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 return await _read_machine(conn, ns, machine_id, selection, keep)

@@ -167,3 +167,27 @@ WITH machine AS (
     ORDER BY s.sink, e.event_id
 )
 SELECT version FROM machine
+
+-- name: load_machine_newest
+-- A read outside a step in one statement, so in one snapshot: the row, its tags, and its
+-- newest $3 events (one result row each, machine columns repeated; one row with NULL event
+-- columns when it has none). Ranges that reach further back are read in a REPEATABLE READ
+-- transaction instead (load_machine, load_tags, load_events_*).
+SELECT m.ns, m.id, m.incarnation, m.version, m.status, m.last_event_id, m.aux_data,
+       m.aux_format_version, m.timer_fire_at, m.timer_range_after, m.timer_range_limit,
+       m.timer_range_direction, m.timer_handling_timeout, m.timer_trace,
+       m.timer_set_by_version, m.retry_subject, m.retry_attempt, m.retry_next_at,
+       m.retry_first_failed_at, m.retry_reason, m.failure_reason, m.status_before_failure,
+       m.created_at, m.updated_at, m.history_revision,
+       ARRAY(SELECT t.tag FROM mg_tags AS t
+             WHERE t.ns = m.ns AND t.machine_id = m.id ORDER BY t.tag) AS tags,
+       e.event_id, e.created_at AS event_created_at, e.format_version, e.data
+FROM mg_machines AS m
+LEFT JOIN LATERAL (
+    SELECT v.event_id, v.created_at, v.format_version, v.data
+    FROM mg_events AS v
+    WHERE v.ns = m.ns AND v.machine_id = m.id
+    ORDER BY v.event_id DESC
+    LIMIT $3
+) AS e ON true
+WHERE m.ns = $1 AND m.id = $2
