@@ -112,15 +112,16 @@ class PostgresStep:
         # Postgres takes at most INT_MAX milliseconds; a longer deadline waits that long.
         lock_ms = min(max(1, int(self._deadline.remaining() * 1000)), 2**31 - 1)
 
-        async def work(conn: Conn) -> tuple[Loaded, CachedMachine | None]:
+        async def work(conn: Conn) -> tuple[Loaded, CachedMachine | None, bool]:
             await conn.execute(query("begin"))
             row = await conn.fetchrow(
                 query("lock_and_load_machine"), ns, machine_id, f"{lock_ms}ms", *known
             )
             assert row is not None, "mg_lock_machine returns one row"
             if not row["present"]:
-                return Loaded(None, row["new_incarnation"]), None
+                return Loaded(None, row["new_incarnation"]), None, False
             entry = cached if row["current"] and cached is not None else None
+            hit = entry is not None
             if entry is None:
                 entry = rows.cached_from_row(row, row["tags"] or ())
             record = entry.full_record()
@@ -133,19 +134,19 @@ class PostgresStep:
                     conn, ns, machine_id, span.low, span.high, span.direction
                 )
             machine = with_history(entry, chosen, record, fetched)
-            return Loaded(machine), extended(entry, fetched, keep)
+            return Loaded(machine), extended(entry, fetched, keep), hit
 
         if self._deadline.passed():
             raise DeadlineExceeded("the deadline passed before the step began")
-        loaded, base = await self._run(
+        loaded, base, hit = await self._run(
             work, "locking and reading the machine", self._deadline.remaining()
         )
         if cached is not None and base is None:
             self._cache.drop(ns, machine_id)  # removed meanwhile by another node
         elif base is not None and self._cache.enabled:
             self._cache.put(base)
-            self._cache.hits += base is cached
-            self._cache.misses += base is not cached
+            self._cache.hits += hit
+            self._cache.misses += not hit
         self._base = base
         return loaded
 
