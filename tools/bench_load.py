@@ -121,7 +121,7 @@ async def _report(tally: Tally, began: float, seconds: float, progress: Progress
 
 
 async def closed_loop(
-    url: str,
+    url: str | list[str],
     concurrency: int,
     seconds: float,
     make: Callable[[int, int], Request],
@@ -132,10 +132,11 @@ async def closed_loop(
     stop_after: int | None = None,
 ) -> Tally:
     """``concurrency`` workers send ``make(worker, turn)`` for ``seconds`` (or until each has
-    sent ``stop_after``); each has its own connection. Requests still in flight at the end are
-    not counted."""
+    sent ``stop_after``); each has its own connection (to ``url``, or to the URLs in turn).
+    Requests still in flight at the end are not counted."""
     tally = Tally()
-    connections = [await HttpConnection.open(url) for _ in range(concurrency)]
+    urls = [url] if isinstance(url, str) else url
+    connections = [await HttpConnection.open(urls[n % len(urls)]) for n in range(concurrency)]
     began = time.perf_counter()
     stop_at = began + seconds
 
@@ -151,7 +152,7 @@ async def closed_loop(
             except (ConnectionError, trio.BrokenResourceError):
                 tally.reconnects += 1  # hypercorn closes a connection after 1,000 requests
                 await conn.aclose()
-                conn = connections[number] = await HttpConnection.open(url)
+                conn = connections[number] = await HttpConnection.open(urls[number % len(urls)])
                 continue
             done = time.perf_counter()
             if done > stop_at:
@@ -174,7 +175,7 @@ async def closed_loop(
 
 
 async def open_loop(
-    url: str,
+    url: str | list[str],
     rate: float,
     seconds: float,
     make: Callable[[int, int], Request],
@@ -188,6 +189,7 @@ async def open_loop(
     at most ``connections``); latency runs from the time a request was due. Requests that
     found no free connection wait for one, and that wait is counted in their latency."""
     tally = Tally()
+    urls = [url] if isinstance(url, str) else url
     free: list[HttpConnection] = []
     opened: list[HttpConnection] = []
     slots = trio.Semaphore(connections)
@@ -199,7 +201,7 @@ async def open_loop(
         async with slots:
             conn = free.pop() if free else None
             if conn is None:
-                conn = await HttpConnection.open(url)
+                conn = await HttpConnection.open(urls[len(opened) % len(urls)])
                 opened.append(conn)
             method, path, body = make(number % connections, number)
             status, _ = await conn.request(method, path, body, media)

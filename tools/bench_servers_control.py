@@ -82,7 +82,7 @@ def free_port() -> int:
 
 class MgNode:
     """``python -m mg serve`` on a chosen port, its log to a file (whatever the log level, it
-    is ready once ``/health/live`` answers)."""
+    is ready once ``/health/ready`` answers 200)."""
 
     def __init__(self, config: Path, port: int, log: Path, database_url: str) -> None:
         self.config, self.port, self.log = config, port, log
@@ -99,18 +99,18 @@ class MgNode:
                 env=self.env,
             )
         with trio.fail_after(60):
-            while not await self._live():
+            while not await self._ready():
                 if self.process.returncode is not None:
                     raise RuntimeError(f"mg serve ended early; see {self.log}")
                 await trio.sleep(0.1)
 
-    async def _live(self) -> bool:
+    async def _ready(self) -> bool:
         try:
             stream = await trio.open_tcp_stream("127.0.0.1", self.port)
         except OSError:
             return False
         async with stream:
-            await stream.send_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+            await stream.send_all(b"GET /health/ready HTTP/1.1\r\nhost: x\r\n\r\n")
             return (await stream.receive_some(64)).startswith(b"HTTP/1.1 200")
 
     async def stop(self) -> None:

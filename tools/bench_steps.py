@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--profile", type=Path, help="py-spy the node during mg call at c=32")
     parser.add_argument("--no-half-load", action="store_true", help="skip the open-loop run")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="mg serve processes on the database (clients alternate)",
+    )
 
 
 def _settings(args: argparse.Namespace, processor: str, port: int) -> dict[str, Any]:
@@ -88,6 +94,7 @@ class Runs:
         self.args = args
         self.progress = progress
         self.node_url = ""
+        self.node_urls: list[str] = []
         self.node_pid = 0
         self.ceiling_url = ""
         self.database_url = ""
@@ -102,7 +109,7 @@ class Runs:
             return "POST", f"/v1/namespaces/bench/machines/{machine}/call", body
 
         tally = await closed_loop(
-            self.node_url, c, seconds, make, expect=200, progress=self.progress.ticker(label)
+            self.node_urls, c, seconds, make, expect=200, progress=self.progress.ticker(label)
         )
         return tally.summary()
 
@@ -115,7 +122,7 @@ class Runs:
             return "POST", f"/v1/namespaces/bench/machines/{machine}/start", _pack({"args": 1})
 
         tally = await closed_loop(
-            self.node_url, c, seconds, make, expect=201, progress=self.progress.ticker(label)
+            self.node_urls, c, seconds, make, expect=201, progress=self.progress.ticker(label)
         )
         return tally.summary()
 
@@ -272,14 +279,19 @@ async def _measure_all(
     concurrencies = list(next(iter(results.values())).keys())
     processor, processor_pid = processor_at
     progress = runs.progress
-    port = free_port()
-    config = write_config(workdir / "mg.toml", _settings(args, processor, port))
-    node = MgNode(config, port, workdir / "mg.log", url)
-    await node.start()
+    nodes = []
+    for number in range(args.nodes):
+        port = free_port()
+        config = write_config(workdir / f"mg{number}.toml", _settings(args, processor, port))
+        nodes.append(MgNode(config, port, workdir / f"mg{number}.log", url))
     try:
-        assert node.process is not None
-        runs.node_url = node.url
-        runs.node_pid = runs.pids["mg"] = node.process.pid
+        for number, node in enumerate(nodes):
+            await node.start()
+            assert node.process is not None
+            runs.pids["mg" if number == 0 else f"mg_{number + 1}"] = node.process.pid
+        runs.node_urls = [node.url for node in nodes]
+        runs.node_url = nodes[0].url
+        runs.node_pid = runs.pids["mg"]
         runs.pids["processor"] = processor_pid
         runs.pids["http_ceiling"] = ceiling_pid
         await _prepare(runs, url, set(systems), max(concurrencies))
@@ -299,7 +311,8 @@ async def _measure_all(
             half = await _half_load(runs, results["mg_call"], args)
     finally:
         with trio.CancelScope(shield=True):
-            await node.stop()
+            for node in nodes:
+                await node.stop()
     return half
 
 
@@ -333,7 +346,7 @@ async def _half_load(
             return "POST", f"/v1/namespaces/bench/machines/{machine}/call", body
 
         tally: Tally = await open_loop(
-            runs.node_url,
+            runs.node_urls,
             rate,
             args.seconds,
             make,
