@@ -18,6 +18,7 @@ from mg.commands.machines import add_machine_commands
 from mg.commands.remote import run_remote
 from mg.demo import add_demo_command
 from mg.logs import configure_logging
+from mg.runtime import tune_garbage_collector
 from mg.settings import Settings, SettingsError, load
 from mg.sink_cli import add_sink_commands, run_sink_command
 
@@ -52,6 +53,7 @@ async def _serve(settings: Settings, url: str) -> None:
 
     # Serving starts before Postgres answers: /health/live is up, readiness follows the database.
     async with running_node(settings, url, wait_ready=False) as node:
+        tune_garbage_collector()
         log.info("mg is serving on %s", node.url)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:

@@ -72,6 +72,14 @@ class Server:
 
 
 @dataclass(frozen=True, slots=True)
+class Cache:
+    """The node's cache of machine state (``mg.service.state_cache``); 0 bytes turns it off."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    events: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """Overload protection. Past any of these a client request gets ``429 overloaded`` with
     ``Retry-After`` and nothing is done: requests being handled by this node, client steps
@@ -146,6 +154,7 @@ class Settings:
     server: Server = Server()
     database: Database = Database()
     limits: Limits = Limits()
+    cache: Cache = Cache()
     timers: Loop = Loop()
     notifications: Loop = Loop(concurrency=8)
     logging: Logging = Logging()
@@ -439,6 +448,13 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     )
     limits_table.done()
 
+    cache_table = root.table("cache")
+    cache = Cache(
+        max_bytes=cache_table.integer("max_bytes", 64 * 1024 * 1024),
+        events=cache_table.integer("events", 20),
+    )
+    cache_table.done()
+
     timers = _loop(root.table("timers"), Loop())
     notifications = _loop(root.table("notifications"), Loop(concurrency=8))
 
@@ -473,6 +489,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         server=server,
         database=database,
         limits=limits,
+        cache=cache,
         timers=timers,
         notifications=notifications,
         logging=logging,

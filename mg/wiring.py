@@ -23,6 +23,7 @@ from mg.api.operator import Operator
 from mg.core.facts import Observer
 from mg.core.sink import sequencer_topic
 from mg.loops.claims import ClaimLoop
+from mg.observability.cache_metrics import StateCacheCollector
 from mg.observability.fact_log import log_fact
 from mg.observability.health import Health
 from mg.observability.metrics import Metrics
@@ -37,6 +38,7 @@ from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.signals import Signals
 from mg.service.sinks import SinkReader
+from mg.service.state_cache import StateCache
 from mg.service.steps import Steps
 from mg.settings import Settings
 
@@ -101,7 +103,11 @@ class Parts:
 
 def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio.Event) -> Parts:
     """Every part of a node; client requests are answered 503 until ``ready`` is set."""
-    storage = PostgresStorage(bridge, commit_timeout=settings.database.commit_timeout)
+    storage = PostgresStorage(
+        bridge,
+        commit_timeout=settings.database.commit_timeout,
+        cache=StateCache(settings.cache.max_bytes, settings.cache.events),
+    )
     wakeups = Wakeups(bridge)
     nudges = LoopNudges(wakeups)
     metrics = Metrics(settings.namespaces, settings.sinks)
@@ -111,6 +117,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     modernizer = HttpModernizer(settings.namespaces)
     steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
     metrics.watch(steps.activity, lambda: bridge.pool_stats)
+    metrics.registry.register(StateCacheCollector(storage.cache))
     service = MachineService(steps, modernizer=modernizer)
     signals = Signals(steps)
     owner = node_identity()

@@ -5,6 +5,10 @@ Each mode prints its conditions and figures and writes them to ``bench-results/<
 18 from the wheel, default durability: fsync and synchronous commit on) in a temporary directory.
 
 Modes:
+    steps   mg start/call throughput and latency at several concurrencies, next to pgbench
+            running the same SQL, a bare quart-trio HTTP ceiling and DBOS Transact
+    timers  fire lag of timers due at a steady rate on top of many pending ones (1 or more nodes)
+    scale   get/call latency on 10,000 vs 1,000,000 machines; a node's RSS after 100,000
     sink    events/s moved by one sink's sequencer with many writers, and the visibility lag
             from a step's commit to the event being readable in the sink, end to end over HTTP
 
@@ -32,7 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-MODES = {"sink": "bench_sink"}
+MODES = {
+    "steps": "bench_steps",
+    "timers": "bench_timers",
+    "scale": "bench_scale",
+    "sink": "bench_sink",
+}
 
 
 @contextlib.contextmanager

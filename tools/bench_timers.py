@@ -1,22 +1,19 @@
-"""Timer fire lag: N timers due over a window, on top of P pending far-future timers.
+"""timers: fire lag of N timers due over a window, on top of P pending far-future timers.
 
-Starts an embedded Postgres (durability on), loads the machines directly with SQL, serves a
-minimal processor in this process, starts K ``mg serve`` nodes as separate processes, and
-measures for every timer the lag between its due time and the moment the processor received
-its ``timeout`` signal. Prints a summary and writes it to JSON.
+Loads the machines directly with SQL (``sql/bench/load.sql``), serves a minimal processor in
+this process, starts K ``mg serve`` nodes as separate processes, and measures for every timer
+the lag between its due time and the moment the processor received its ``timeout`` signal.
 
-    python tools/bench_timers.py                       # 10,000 timers at 1,000/s, 100,000 pending
-    python tools/bench_timers.py --timers 2000 --rate 500 --pending 0 --nodes 2
+    python tools/bench.py timers                    # 10,000 timers at 1,000/s, 100,000 pending
+    python tools/bench.py timers --timers 2000 --rate 500 --pending 0 --nodes 2
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,26 +23,14 @@ from typing import Any
 
 import msgpack
 import trio
+from bench_pgbench import bench_queries
+from bench_servers_control import ENV
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from mg.postgres.bridges import make_bridge
-from mg.postgres.embedded import EmbeddedPostgres
 from mg.postgres.migrations import migrate
 from tests.support.processes import NodeProcess, write_config
-
-LOAD = """
-INSERT INTO mg_machines (ns, id, incarnation, version, status, last_event_id,
-                         timer_fire_at, timer_set_by_version, wake_at, created_at, updated_at)
-SELECT 'bench', $1 || i, i, 1, 'waiting', 0,
-       $2::timestamptz + (i - 1) * $3 * interval '1 microsecond',
-       1,
-       $2::timestamptz + (i - 1) * $3 * interval '1 microsecond',
-       now(), now()
-FROM generate_series(1, $4) AS i
-"""
 
 
 class Recorder:
@@ -90,62 +75,56 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="mg-bench-timers-"))
-    workdir.chmod(0o755)
-    server = EmbeddedPostgres(workdir / "postgres")
-    url = server.start()
-    try:
-        bridge = make_bridge("thread", url, min_size=1, max_size=2, connect_timeout=10)
-        await bridge.open()
-        await migrate(bridge)
-        start_at = datetime.now(UTC) + timedelta(seconds=args.lead)
-        step_us = int(1_000_000 / args.rate)
+    load_timers = bench_queries()["load_timers"]
+    bridge = make_bridge("thread", url, min_size=1, max_size=2, connect_timeout=10)
+    await bridge.open()
+    await migrate(bridge)
+    start_at = datetime.now(UTC) + timedelta(seconds=args.lead)
+    step_us = int(1_000_000 / args.rate)
 
-        async def load(conn: Any) -> None:
-            if args.pending:
-                far = datetime.now(UTC) + timedelta(days=1)
-                await conn.execute(LOAD, "pending-", far, 1000, args.pending)
-            await conn.execute(LOAD, "t-", start_at, step_us, args.timers)
-            await conn.execute("ANALYZE mg_machines")
+    async def load(conn: Any) -> None:
+        if args.pending:
+            far = datetime.now(UTC) + timedelta(days=1)
+            await conn.execute(load_timers, "bench", "pending-", far, args.pending, 1000)
+        await conn.execute(load_timers, "bench", "t-", start_at, args.timers, step_us)
+        await conn.execute(bench_queries()["analyze"])
 
-        await bridge.run(load, timeout=600)
-        await bridge.close()
+    await bridge.run(load, timeout=600)
+    await bridge.close()
 
-        recorder = Recorder()
-        recorder.expected = args.timers
-        config = Config()
-        config.bind = ["127.0.0.1:0"]
-        config.accesslog = None
-        config.errorlog = None
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(serve, recorder, config))
-            node_config = write_config(
-                workdir / "mg.toml",
-                {
-                    "server": {"port": 0},
-                    "database": {"pool_size": args.pool},
-                    "limits": {"max_steps_in_flight": args.pool - 4},
-                    "timers": {"concurrency": args.concurrency, "batch": args.batch},
-                    "logging": {"level": "info"},
-                    "namespaces": {"bench": {"processor": {"url": binds[0] + "/processor"}}},
-                },
-            )
-            nodes = [
-                NodeProcess(node_config, env={"MG_DATABASE_URL": url}) for _ in range(args.nodes)
-            ]
-            for node in nodes:
-                await node.start(nursery)
-            window = args.timers / args.rate
-            with trio.move_on_after(args.lead + window + args.grace):
-                await recorder.done.wait()
-            for node in nodes:
-                node.signal(15)
-            for node in nodes:
-                await node.wait()
-            nursery.cancel_scope.cancel()
-    finally:
-        server.stop()
+    recorder = Recorder()
+    recorder.expected = args.timers
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.errorlog = None
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, recorder, config))
+        node_config = write_config(
+            workdir / "mg.toml",
+            {
+                "server": {"port": 0},
+                "database": {"pool_size": args.pool},
+                "limits": {"max_steps_in_flight": args.pool - 4},
+                "timers": {"concurrency": args.concurrency, "batch": args.batch},
+                "logging": {"level": "info"},
+                "namespaces": {"bench": {"processor": {"url": binds[0] + "/processor"}}},
+            },
+        )
+        env = {"MG_DATABASE_URL": url, "PYTHONPATH": ENV["PYTHONPATH"]}
+        nodes = [NodeProcess(node_config, env=env) for _ in range(args.nodes)]
+        for node in nodes:
+            await node.start(nursery)
+        window = args.timers / args.rate
+        with trio.move_on_after(args.lead + window + args.grace):
+            await recorder.done.wait()
+        for node in nodes:
+            node.signal(15)
+        for node in nodes:
+            await node.wait()
+        nursery.cancel_scope.cancel()
 
     due = {
         f"t-{i}": start_at.timestamp() + (i - 1) * step_us / 1e6 for i in range(1, args.timers + 1)
@@ -182,10 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timers", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=1000.0, help="timers due per second")
     parser.add_argument(
@@ -197,20 +173,15 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=48)
     parser.add_argument("--lead", type=float, default=8.0, help="seconds before the first is due")
     parser.add_argument("--grace", type=float, default=30.0)
-    parser.add_argument("--out", type=Path, default=Path("bench-results/timers.json"))
-    args = parser.parse_args()
-    result = trio.run(run, args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+
+
+def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    result: dict[str, Any] = trio.run(measure, args, url)
     lag = result["lag_ms"]
     print(
         f"timers {result['fired']}/{args.timers} fired (early: {result['early']}), "
         f"{args.pending} pending, {args.nodes} node(s), due at {args.rate:g}/s\n"
         f"fire lag ms: p50 {lag['p50']}  p99 {lag['p99']}  max {lag['max']}\n"
-        f"fired per second: {result['fired_per_second']}\n"
-        f"written to {args.out}"
+        f"fired per second: {result['fired_per_second']}"
     )
-
-
-if __name__ == "__main__":
-    main()
+    return result

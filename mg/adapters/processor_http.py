@@ -1,5 +1,5 @@
-"""The ``Processor`` port over HTTP (PROTOCOL section 4), one httpx connection pool per
-namespace.
+"""The ``Processor`` port over HTTP (PROTOCOL section 4), httpx connection pools per namespace
+(``http_pools``).
 
 Classification is the contract's: connection refused or reset, no answer before the deadline,
 or ``503`` are transient; any other non-2xx status or a body that breaks the schema is
@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from mg.adapters.http_bodies import decode, encode, excerpt, header_safe
+from mg.adapters.http_pools import HttpPools
 from mg.core.clock import format_time
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
@@ -24,25 +25,18 @@ from mg.settings import Namespace
 
 
 class HttpProcessor:
-    """Calls namespaces' processors; one client (and pool) per namespace."""
+    """Calls namespaces' processors; pooled connections stay open between steps. No proxy from
+    the environment ever sits between mg and its processors (transports are used directly)."""
 
     def __init__(self, namespaces: Mapping[str, Namespace]) -> None:
-        self._clients = {
-            name: httpx.AsyncClient(
-                limits=httpx.Limits(
-                    max_connections=ns.processor_max_connections,
-                    max_keepalive_connections=ns.processor_max_connections,
-                ),
-                # Pooled connections stay open between steps; trust_env off so a proxy set in
-                # the environment never sits between mg and its processors by accident.
-                trust_env=False,
-            )
-            for name, ns in namespaces.items()
+        self._pools = {
+            name: HttpPools(ns.processor_max_connections) for name, ns in namespaces.items()
         }
+        self._urls = {name: httpx.URL(ns.processor_url) for name, ns in namespaces.items()}
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        for pools in self._pools.values():
+            await pools.aclose()
 
     async def invoke(
         self,
@@ -72,11 +66,9 @@ class HttpProcessor:
         }
         if trace:
             headers["traceparent"] = trace
-        client = self._clients[namespace.name]
+        name = namespace.name
         try:
-            response = await client.post(
-                namespace.processor_url, content=body, headers=headers, timeout=remaining
-            )
+            response = await self._pools[name].send(self._urls[name], body, headers, remaining)
         except httpx.TimeoutException as error:
             raise ProcessorTransientFailure(
                 f"the processor did not answer before the deadline ({type(error).__name__})",

@@ -199,16 +199,23 @@ class AsyncioPoolBridge(Bridge):
         return await self._call(self._unit(work, timeout))
 
     @asynccontextmanager
-    async def _session(self, acquire_limit: float | None) -> AsyncIterator[Session]:
+    async def _session(self, acquire_limit: float | None, lazy: bool) -> AsyncIterator[Session]:
         owner = SessionOwner(self._require_pool().acquire, acquire_limit, self._give_back)
-        await self._call(owner.start())
+        if not lazy:
+            await self._call(owner.start())
+        session = BridgeSession(owner, self._call, started=not lazy)
         try:
-            yield BridgeSession(owner, self._call)
+            yield session
         finally:
-            await self._cleanup(owner.finish())
+            # A lazy session that never ran holds nothing. (A first run that was cancelled may
+            # or may not have acquired: it counts as started, and finishing is idempotent.)
+            if session.started and not session.finished:
+                await self._cleanup(owner.finish())
 
-    def session(self, *, timeout: float | None = None) -> AbstractAsyncContextManager[Session]:
-        return self._session(timeout)
+    def session(
+        self, *, timeout: float | None = None, lazy: bool = False
+    ) -> AbstractAsyncContextManager[Session]:
+        return self._session(timeout, lazy)
 
     @asynccontextmanager
     async def _dedicated_session(

@@ -53,7 +53,10 @@ class Session(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def run(self, work: Work[T], *, timeout: float | None = None) -> T: ...
+    async def run(self, work: Work[T], *, timeout: float | None = None, release: bool = False) -> T:
+        """Run ``work`` on the session's connection. ``release=True`` makes it the session's
+        last unit: the connection goes back to the pool in the same crossing, whatever the
+        outcome (an open transaction is rolled back); later calls raise."""
 
 
 class DedicatedSession(Session):
@@ -101,10 +104,14 @@ class Bridge(abc.ABC):
         """
 
     @abc.abstractmethod
-    def session(self, *, timeout: float | None = None) -> AbstractAsyncContextManager[Session]:
+    def session(
+        self, *, timeout: float | None = None, lazy: bool = False
+    ) -> AbstractAsyncContextManager[Session]:
         """Hold one pooled connection for the duration of the ``async with`` block.
 
-        ``timeout`` bounds acquiring the connection.
+        ``timeout`` bounds acquiring the connection. ``lazy=True`` acquires it in the first
+        ``run`` instead of on entry (one crossing fewer; errors of the acquire then come from
+        that ``run``).
         """
 
     @abc.abstractmethod

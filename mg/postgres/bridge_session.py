@@ -105,6 +105,20 @@ class SessionOwner(Generic[C]):
                 self._broken = self._broken or breaks_connection(error)
                 raise
 
+    async def execute_around(
+        self, work: Work[T], limit: float | None, *, start: bool, finish: bool
+    ) -> T:
+        """``execute``, with the acquire before it and/or the release after it in the same
+        coroutine, so that a step costs one crossing per unit of work and none for the
+        session's own bookkeeping. The release runs whatever the work's outcome."""
+        try:
+            if start:
+                await self.start()
+            return await self.execute(work, limit)
+        finally:
+            if finish:
+                await self.finish()
+
     async def finish(self) -> None:
         if self._finish is not None and self._task is not None:
             self._finish.set()
@@ -112,18 +126,45 @@ class SessionOwner(Generic[C]):
 
 
 class BridgeSession(Session):
-    """The trio face of a ``SessionOwner``; ``call`` is the bridge's crossing to its loop."""
+    """The trio face of a ``SessionOwner``; ``call`` is the bridge's crossing to its loop.
+
+    A lazy session (``started`` False) acquires its connection in its first ``run``.
+    ``finished`` turns True once a ``run(release=True)`` has come back (with a result or an
+    error): the connection is then back in the pool and the session's exit has nothing to do.
+    """
 
     def __init__(
         self,
         owner: SessionOwner[Any],
         call: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]],
+        *,
+        started: bool = True,
     ) -> None:
         self._owner = owner
         self._call = call
+        self._started = started
+        self.finished = False
 
-    async def run(self, work: Work[T], *, timeout: float | None = None) -> T:
-        result: T = await self._call(self._owner.execute(work, timeout))
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    async def run(self, work: Work[T], *, timeout: float | None = None, release: bool = False) -> T:
+        if self.finished:
+            raise trio.ClosedResourceError("the session has ended")
+        start, self._started = not self._started, True
+        if not (start or release):
+            result: T = await self._call(self._owner.execute(work, timeout))
+            return result
+        coro = self._owner.execute_around(work, timeout, start=start, finish=release)
+        try:
+            result = await self._call(coro)
+        except trio.Cancelled:
+            raise  # the owner may not have finished: the session's exit makes sure
+        except BaseException:
+            self.finished = release
+            raise
+        self.finished = release
         return result
 
 

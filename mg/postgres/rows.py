@@ -1,5 +1,6 @@
-"""Turning machine rows into core records and back. The column order of ``insert_machine`` and
-``update_machine`` (sql/queries/machines.sql) is defined here once."""
+"""Turning machine rows into core records and back. The column order of the machine row in
+``insert_machine_with_events`` and ``update_machine_with_events`` (sql/queries/machines.sql) is
+defined here once."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import asyncpg
 from mg.core import values
 from mg.core.model import Content, Direction, Event, MachineRecord, Range, Retry, Status, Timer
 from mg.service.ports import NotificationClaim
+from mg.service.state_cache import CachedMachine, StoredEvent
 
 
-def record_from_row(row: asyncpg.Record) -> MachineRecord:
-    aux = row["aux_data"]
+def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRecord:
+    """The record of a machine row; ``with_aux=False`` leaves ``aux_state`` None (the state
+    cache keeps it packed)."""
+    aux = row["aux_data"] if with_aux else None
     timer: Timer | None = None
     if row["timer_fire_at"] is not None:
         timer = Timer(
@@ -58,7 +62,7 @@ def record_from_row(row: asyncpg.Record) -> MachineRecord:
 
 
 def record_params(record: MachineRecord) -> tuple[Any, ...]:
-    """Parameters $1..$25 of ``insert_machine`` / ``update_machine``."""
+    """Parameters $1..$25 of ``insert_machine_with_events`` / ``update_machine_with_events``."""
     timer = record.timer
     retry = record.retry
     aux = record.aux_state
@@ -107,6 +111,27 @@ def notification_claim(row: asyncpg.Record) -> NotificationClaim:
         created_at=row["created_at"],
         due_at=row["due_at"],
     )
+
+
+def cached_from_row(row: asyncpg.Record, tags: Sequence[str]) -> CachedMachine:
+    """A state-cache entry for a machine row as read (no events stashed yet)."""
+    return CachedMachine(
+        record=record_from_row(row, with_aux=False),
+        aux_data=row["aux_data"],
+        aux_format_version=row["aux_format_version"],
+        revision=row["history_revision"],
+        tags=tuple(tags),
+        stash=(),
+    )
+
+
+def stored_event(row: asyncpg.Record) -> StoredEvent:
+    return (row["event_id"], row["created_at"], row["format_version"], row["data"])
+
+
+def newest_event(row: asyncpg.Record) -> StoredEvent:
+    """An event of ``load_machine_newest`` (whose ``created_at`` is the machine's)."""
+    return (row["event_id"], row["event_created_at"], row["format_version"], row["data"])
 
 
 def event_from_row(row: asyncpg.Record) -> Event:

@@ -1,22 +1,11 @@
 -- Named queries for machines, events and tags. Parameters are positional ($1, ...).
 
--- name: set_lock_timeout
--- Bounds the wait for the machine lock by the request's deadline (SET LOCAL: this transaction).
-SELECT set_config('lock_timeout', $1, true)
-
--- name: lock_machine
--- One step at a time per machine, cluster-wide: held until the step's transaction ends.
-SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 0))
-
--- name: next_incarnation
-SELECT nextval('mg_incarnations')
-
 -- name: load_machine
 SELECT ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
        timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
        timer_handling_timeout, timer_trace, timer_set_by_version,
        retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
-       failure_reason, status_before_failure, created_at, updated_at
+       failure_reason, status_before_failure, created_at, updated_at, history_revision
 FROM mg_machines
 WHERE ns = $1 AND id = $2
 
@@ -37,37 +26,6 @@ SELECT tag FROM mg_tags WHERE ns = $1 AND machine_id = $2 ORDER BY tag
 
 -- name: resolve_tag
 SELECT machine_id FROM mg_tags WHERE ns = $1 AND tag = $2
-
--- name: insert_machine
-INSERT INTO mg_machines (
-    ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
-    timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
-    timer_handling_timeout, timer_trace, timer_set_by_version, wake_at,
-    retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
-    failure_reason, status_before_failure, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20, $21, $22, $23, $24, $25)
-ON CONFLICT (ns, id) DO NOTHING
-RETURNING version
-
--- name: update_machine
--- The version check is the fence: a node that lost its lock can never overwrite.
-UPDATE mg_machines SET
-    incarnation = $3, version = $4, status = $5, last_event_id = $6, aux_data = $7,
-    aux_format_version = $8, timer_fire_at = $9, timer_range_after = $10,
-    timer_range_limit = $11, timer_range_direction = $12, timer_handling_timeout = $13,
-    timer_trace = $14, timer_set_by_version = $15, wake_at = $16, retry_subject = $17,
-    retry_attempt = $18, retry_next_at = $19, retry_first_failed_at = $20, retry_reason = $21,
-    failure_reason = $22, status_before_failure = $23, created_at = $24, updated_at = $25,
-    lease_owner = NULL, lease_until = NULL
-WHERE ns = $1 AND id = $2 AND version = $26
-RETURNING version
-
--- name: insert_events
-INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)
-SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
-FROM unnest($3::bigint[], $4::timestamptz[], $5::integer[], $6::bytea[])
-    AS e(event_id, created_at, format_version, data)
 
 -- name: insert_outbox
 INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
@@ -132,3 +90,104 @@ COMMIT
 -- name: notify_wake
 -- Sent outside step transactions, coalesced (see mg/postgres/wakeups.py).
 SELECT pg_notify($1, $2)
+
+-- name: lock_and_load_machine
+-- The first round trip of a step (after BEGIN): see mg_lock_machine in migration 0005. The
+-- machine's columns come back flat, NULL unless it was read.
+SELECT l.present, l.current, l.new_incarnation, l.tags, (l.machine).*
+FROM mg_lock_machine($1, $2, $3, $4, $5, $6) AS l
+
+-- name: machine_version
+-- Whether a node's cached copy is current, for reads outside a step (one snapshot: a step is
+-- seen whole or not at all).
+SELECT incarnation, version, history_revision FROM mg_machines WHERE ns = $1 AND id = $2
+
+-- name: insert_machine_with_events
+-- A start's writes in one statement: the machine row ($1..$25, in rows.record_params order),
+-- its events ($26..$29 as column arrays) and their sink outbox rows (sinks $30, incarnation
+-- $3). The events and outbox rows are inserted only if the machine row was.
+WITH machine AS (
+    INSERT INTO mg_machines (
+        ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
+        timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
+        timer_handling_timeout, timer_trace, timer_set_by_version, wake_at,
+        retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
+        failure_reason, status_before_failure, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20, $21, $22, $23, $24, $25)
+    ON CONFLICT (ns, id) DO NOTHING
+    RETURNING version
+), events AS (
+    INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)
+    SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($26::bigint[], $27::timestamptz[], $28::integer[], $29::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+), outbox AS (
+    INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
+                                format_version, data)
+    SELECT s.sink, $1, $2, $3, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($30::text[]) AS s(sink)
+    CROSS JOIN unnest($26::bigint[], $27::timestamptz[], $28::integer[], $29::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+    ORDER BY s.sink, e.event_id
+)
+SELECT version FROM machine
+
+-- name: update_machine_with_events
+-- A step's writes in one statement: the machine row fenced on the version read ($26; the
+-- others in rows.record_params order), its new events ($27..$30) and their sink outbox rows
+-- (sinks $31). Nothing is inserted unless the fenced update matched.
+WITH machine AS (
+    UPDATE mg_machines SET
+        incarnation = $3, version = $4, status = $5, last_event_id = $6, aux_data = $7,
+        aux_format_version = $8, timer_fire_at = $9, timer_range_after = $10,
+        timer_range_limit = $11, timer_range_direction = $12, timer_handling_timeout = $13,
+        timer_trace = $14, timer_set_by_version = $15, wake_at = $16, retry_subject = $17,
+        retry_attempt = $18, retry_next_at = $19, retry_first_failed_at = $20,
+        retry_reason = $21, failure_reason = $22, status_before_failure = $23,
+        created_at = $24, updated_at = $25, lease_owner = NULL, lease_until = NULL
+    WHERE ns = $1 AND id = $2 AND version = $26
+    RETURNING version
+), events AS (
+    INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)
+    SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($27::bigint[], $28::timestamptz[], $29::integer[], $30::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+), outbox AS (
+    INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
+                                format_version, data)
+    SELECT s.sink, $1, $2, $3, e.event_id, e.created_at, e.format_version, e.data
+    FROM unnest($31::text[]) AS s(sink)
+    CROSS JOIN unnest($27::bigint[], $28::timestamptz[], $29::integer[], $30::bytea[])
+        AS e(event_id, created_at, format_version, data)
+    WHERE EXISTS (SELECT 1 FROM machine)
+    ORDER BY s.sink, e.event_id
+)
+SELECT version FROM machine
+
+-- name: load_machine_newest
+-- A read outside a step in one statement, so in one snapshot: the row, its tags, and its
+-- newest $3 events (one result row each, machine columns repeated; one row with NULL event
+-- columns when it has none). Ranges that reach further back are read in a REPEATABLE READ
+-- transaction instead (load_machine, load_tags, load_events_*).
+SELECT m.ns, m.id, m.incarnation, m.version, m.status, m.last_event_id, m.aux_data,
+       m.aux_format_version, m.timer_fire_at, m.timer_range_after, m.timer_range_limit,
+       m.timer_range_direction, m.timer_handling_timeout, m.timer_trace,
+       m.timer_set_by_version, m.retry_subject, m.retry_attempt, m.retry_next_at,
+       m.retry_first_failed_at, m.retry_reason, m.failure_reason, m.status_before_failure,
+       m.created_at, m.updated_at, m.history_revision,
+       ARRAY(SELECT t.tag FROM mg_tags AS t
+             WHERE t.ns = m.ns AND t.machine_id = m.id ORDER BY t.tag) AS tags,
+       e.event_id, e.created_at AS event_created_at, e.format_version, e.data
+FROM mg_machines AS m
+LEFT JOIN LATERAL (
+    SELECT v.event_id, v.created_at, v.format_version, v.data
+    FROM mg_events AS v
+    WHERE v.ns = m.ns AND v.machine_id = m.id
+    ORDER BY v.event_id DESC
+    LIMIT $3
+) AS e ON true
+WHERE m.ns = $1 AND m.id = $2

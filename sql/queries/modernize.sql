@@ -1,9 +1,11 @@
 -- Named queries of the modernize operation: events rewritten in place under the machine lock.
 
 -- name: fence_machine
--- Modernize writes no machine row, so it cannot fence with update_machine: it checks (and
--- row-locks) the version it read instead.
-SELECT version FROM mg_machines WHERE ns = $1 AND id = $2 AND version = $3 FOR UPDATE
+-- Modernize changes no version, so it cannot fence with update_machine: it checks the version
+-- it read, and bumps history_revision so that nodes' cached copies of the history go stale.
+UPDATE mg_machines SET history_revision = history_revision + 1
+WHERE ns = $1 AND id = $2 AND version = $3
+RETURNING version
 
 -- name: update_events
 -- Same ids and created_at; only the content changes. The sink outbox and the sink keep the

@@ -201,10 +201,15 @@ async def test_exhausted_retries_fail_the_machine_and_simple_repair_re_arms_the_
 ) -> None:
     node: Node = await nodes(retries={"timers": FAST_RETRIES})
     down = True
+    # The re-armed timer is past due and fires at once: its step waits here until the test has
+    # read the repaired machine (a read needs no lock, so it sees the repair's commit).
+    read_after_repair = trio.Event()
 
     async def behaviour(seen: Seen) -> Answer:
         if seen.kind == "timeout" and down:
             return Answer(status=503, raw=b"still down", media="text/plain")
+        if seen.kind == "timeout":
+            await read_after_repair.wait()
         return await timer_on_init({"timeout": 0})(seen)
 
     processor.behaviour = behaviour
@@ -222,6 +227,7 @@ async def test_exhausted_retries_fail_the_machine_and_simple_repair_re_arms_the_
         down = False
         assert (await api.simple_repair("m1")).status_code == 200
         repaired = body(await api.get("m1"))
+        read_after_repair.set()
         assert repaired["timer"] == timer
         await wait_for(lambda: status_is(api, "m1", "sleeping"))
     assert len(processor.of_kind("timeout")) == 5

@@ -46,7 +46,7 @@ def database_url(postgres_server: Any, template_database: str) -> Iterator[str]:
     postgres_server.drop_database(name)
 
 
-TOP_LEVEL = ("limits", "timers", "notifications", "server", "logging", "auth")
+TOP_LEVEL = ("limits", "timers", "notifications", "server", "logging", "auth", "cache")
 
 
 def node_settings(processor_url: str, **namespace: Any) -> Settings:

@@ -97,3 +97,10 @@ def test_durations_have_units() -> None:
 def test_wrong_settings_name_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         from_mapping(data, environ={})
+
+
+def test_the_state_cache_has_a_budget_and_can_be_turned_off() -> None:
+    assert load(EXAMPLE, environ={}).cache == from_mapping({}, environ={}).cache
+    assert from_mapping({}, environ={}).cache.max_bytes == 64 * 1024 * 1024
+    off = from_mapping({"cache": {"max_bytes": 0, "events": 5}}, environ={}).cache
+    assert (off.max_bytes, off.events) == (0, 5)

@@ -1,0 +1,53 @@
+"""CPU time per process group, read from ``/proc``: on two shared cores the question is less
+"how fast" than "who spends the CPU", so each point records CPU milliseconds per request for the
+mg node, the processor, Postgres (every ``postgres`` process) and the load generator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+COMMANDS = ("postgres", "pgbench")
+
+
+def _cpu_seconds(pid: int) -> tuple[str, float, float]:
+    """Command name, CPU seconds (user + system) and system seconds of a process."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = [int(value) for value in text[text.rindex(")") + 2 :].split()[11:15]]
+    # Children's time too: Postgres backends and pgbench runs end (and are reaped) mid-point.
+    return name, sum(fields) / TICK, (fields[1] + fields[3]) / TICK
+
+
+def snapshot(named: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named pid, plus every ``postgres`` and ``pgbench`` process."""
+    found = dict.fromkeys(named, 0.0) | dict.fromkeys(COMMANDS, 0.0)
+    by_pid = {pid: name for name, pid in named.items()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm, seconds, system = _cpu_seconds(int(entry.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        pid = int(entry.name)
+        if pid in by_pid:
+            found[by_pid[pid]] += seconds
+            # How much of it is the kernel's (system calls, wake-ups): the mg node's share.
+            if by_pid[pid] == "mg":
+                found["mg_system"] = system
+        elif comm in COMMANDS:
+            found[comm] += seconds
+    return found
+
+
+def per_request(
+    before: dict[str, float], after: dict[str, float], requests: int
+) -> dict[str, float]:
+    """CPU milliseconds per request, by group (and in all)."""
+    if not requests:
+        return {}
+    spent = {name: (after[name] - before.get(name, 0.0)) * 1000 / requests for name in after}
+    spent["all"] = sum(value for name, value in spent.items() if name != "mg_system")
+    return {name: round(value, 3) for name, value in spent.items()}
