@@ -163,9 +163,6 @@ async def test_deadline_headers(api: Api, processor: FakeProcessor) -> None:
     assert bad_timeout.status_code == 400
 
 
-# httpx streams the body from an async generator that mg's early 413 leaves unfinished; trio
-# reports its garbage collection as a ResourceWarning, which is the client's affair, not mg's.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
 async def test_a_body_over_the_limit_is_413(nodes: object) -> None:
     node: Node = await nodes(database={"pool_size": 4})  # type: ignore[operator]
     client = Api(node.url)
