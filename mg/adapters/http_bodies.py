@@ -10,6 +10,8 @@ from urllib.parse import quote
 import httpx
 
 from mg.core import values
+from mg.core.clock import format_time
+from mg.core.deadline import Deadline
 from mg.core.shapes import ShapeError
 
 MSGPACK = "application/msgpack"
@@ -45,3 +47,19 @@ def header_safe(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text
     return quote(text, safe="")
+
+
+def call_headers(
+    media: str, deadline: Deadline, namespace: str, machine_id: str, trace: str | None
+) -> dict[str, str]:
+    """The headers of a call to a processor or a modernizer (PROTOCOL section 4)."""
+    headers = {
+        "content-type": media,
+        "accept": media,
+        "x-request-deadline": format_time(deadline.at),
+        "x-mg-namespace": namespace,
+        "x-mg-machine-id": header_safe(machine_id),
+    }
+    if trace:
+        headers["traceparent"] = trace
+    return headers

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from mg.adapters.http_bodies import decode, encode, excerpt, header_safe
-from mg.core.clock import format_time
+from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
 from mg.core.deadline import Deadline
 from mg.core.model import Content, Event
 from mg.core.modernize import parse_answer, request_value
@@ -58,15 +57,7 @@ class HttpModernizer:
         body, media = encode(
             request_value(namespace.name, machine_id, event), namespace.processor_encoding
         )
-        headers = {
-            "content-type": media,
-            "accept": media,
-            "x-request-deadline": format_time(deadline.at),
-            "x-mg-namespace": namespace.name,
-            "x-mg-machine-id": header_safe(machine_id),
-        }
-        if trace:
-            headers["traceparent"] = trace
+        headers = call_headers(media, deadline, namespace.name, machine_id, trace)
         try:
             response = await client.post(
                 namespace.modernizer.url, content=body, headers=headers, timeout=remaining

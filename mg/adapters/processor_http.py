@@ -13,9 +13,8 @@ from typing import Any
 
 import httpx
 
-from mg.adapters.http_bodies import decode, encode, excerpt, header_safe
+from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
 from mg.adapters.http_pools import HttpPools
-from mg.core.clock import format_time
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
 from mg.core.processor_wire import Kind, Reply, parse_refusal, parse_reply, request_value
@@ -57,15 +56,7 @@ class HttpProcessor:
             request_value(kind, args, namespace.name, machine_id, machine),
             namespace.processor_encoding,
         )
-        headers = {
-            "content-type": media,
-            "accept": media,
-            "x-request-deadline": format_time(deadline.at),
-            "x-mg-namespace": namespace.name,
-            "x-mg-machine-id": header_safe(machine_id),
-        }
-        if trace:
-            headers["traceparent"] = trace
+        headers = call_headers(media, deadline, namespace.name, machine_id, trace)
         name = namespace.name
         try:
             response = await self._pools[name].send(self._urls[name], body, headers, remaining)

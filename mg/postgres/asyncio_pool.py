@@ -20,7 +20,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, TypeVar, cast
 
 import asyncpg
 import trio
@@ -38,6 +38,18 @@ T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
 Reset = Literal["cheap", "full"]
+
+
+class PoolOptions(TypedDict, total=False):
+    """The pool's settings, as ``AsyncioPoolBridge`` takes them (subclasses pass them on)."""
+
+    min_size: int
+    max_size: int
+    connect_timeout: float
+    release_timeout: float
+    reset: Reset
+
+
 if TYPE_CHECKING:  # generic in the stubs only
     from asyncpg.pool import PoolConnectionProxy
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
 import asyncpg
 
 from mg.errors import DeadlineExceeded, MgError, StorageUnavailable
@@ -40,3 +43,26 @@ def translate(error: BaseException, *, doing: str) -> MgError | None:
     ):
         return StorageUnavailable(f"storage unavailable while {doing}: {error}")
     return None
+
+
+T = TypeVar("T")
+
+
+class _Runs(Protocol):
+    """``Bridge.run`` and ``Session.run``: a unit of work on a connection, with a timeout."""
+
+    def __call__(self, work: Callable[[Any], Awaitable[T]], *, timeout: float) -> Awaitable[T]: ...
+
+
+async def run_translated(
+    run: _Runs, work: Callable[[Any], Awaitable[T]], *, doing: str, timeout: float
+) -> T:
+    """``run(work)``, with driver and transport errors raised as mg errors (``translate``);
+    anything else (a bug) surfaces unchanged."""
+    try:
+        return await run(work, timeout=timeout)
+    except Exception as error:
+        mapped = translate(error, doing=doing)
+        if mapped is None or mapped is error:
+            raise
+        raise mapped from error

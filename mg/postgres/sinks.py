@@ -18,7 +18,7 @@ from mg.core import values
 from mg.core.model import Direction, Event
 from mg.core.sink import SinkEvent, StoredLink
 from mg.postgres.bridge import Bridge, Session
-from mg.postgres.failures import translate
+from mg.postgres.failures import run_translated
 from mg.postgres.sql_files import query
 
 T = TypeVar("T")
@@ -64,13 +64,7 @@ class PostgresSinks:
     async def _run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, timeout: float
     ) -> T:
-        try:
-            return await self._bridge.run(work, timeout=timeout)
-        except Exception as error:
-            mapped = translate(error, doing=doing)
-            if mapped is None:
-                raise
-            raise mapped from error
+        return await run_translated(self._bridge.run, work, doing=doing, timeout=timeout)
 
     async def read(
         self, sink: str, after: int | None, limit: int, direction: Direction

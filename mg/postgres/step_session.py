@@ -28,7 +28,7 @@ from mg.core.step import NotificationChange, Transition
 from mg.errors import DeadlineExceeded, MachineAlreadyExists, TagConflict, VersionConflict
 from mg.postgres import rows
 from mg.postgres.bridge import Session
-from mg.postgres.failures import translate
+from mg.postgres.failures import run_translated, translate
 from mg.postgres.sql_files import query
 from mg.service.ports import Loaded, Selection
 from mg.service.state_cache import CachedMachine, StateCache, StoredEvent, stash_from, to_event
@@ -259,13 +259,9 @@ class PostgresStep:
         await self._finish(write, "settling a notification", keep_cache=True)
 
     async def _run(self, work: Callable[[Conn], Awaitable[T]], doing: str, timeout: float) -> T:
-        try:
-            return await self._session.run(work, timeout=max(timeout, 0.001))
-        except Exception as error:
-            mapped = translate(error, doing=doing)
-            if mapped is None or mapped is error:
-                raise
-            raise mapped from error
+        return await run_translated(
+            self._session.run, work, doing=doing, timeout=max(timeout, 0.001)
+        )
 
     async def _finish(
         self, write: Callable[[Conn], Awaitable[None]], doing: str, *, keep_cache: bool

@@ -22,7 +22,7 @@ from mg.errors import (
 )
 from mg.postgres import rows
 from mg.postgres.bridge import Bridge
-from mg.postgres.failures import translate
+from mg.postgres.failures import run_translated, translate
 from mg.postgres.sql_files import query
 from mg.postgres.step_session import PostgresStep, extended, read_events, with_history
 from mg.service.ports import NotificationClaim, SearchRow, TimerClaim
@@ -67,13 +67,7 @@ class PostgresStorage:
     async def _run(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], doing: str, timeout: float
     ) -> T:
-        try:
-            return await self._bridge.run(work, timeout=timeout)
-        except Exception as error:
-            mapped = translate(error, doing=doing)
-            if mapped is None:
-                raise
-            raise mapped from error
+        return await run_translated(self._bridge.run, work, doing=doing, timeout=timeout)
 
     @asynccontextmanager
     async def step(

@@ -18,12 +18,12 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import outcome
 import trio
 
-from mg.postgres.asyncio_pool import AsyncioPoolBridge, Reset
+from mg.postgres.asyncio_pool import AsyncioPoolBridge, PoolOptions
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -97,24 +97,8 @@ class _Handoff:
 class ThreadLoopBridge(AsyncioPoolBridge):
     """asyncpg on a private asyncio loop in a daemon thread; see ``AsyncioPoolBridge``."""
 
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        min_size: int = 1,
-        max_size: int = 10,
-        connect_timeout: float = 10.0,
-        release_timeout: float = 5.0,
-        reset: Reset = "cheap",
-    ) -> None:
-        super().__init__(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            connect_timeout=connect_timeout,
-            release_timeout=release_timeout,
-            reset=reset,
-        )
+    def __init__(self, dsn: str, **options: Unpack[PoolOptions]) -> None:
+        super().__init__(dsn, **options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import trio
 
-from mg.postgres.asyncio_pool import AsyncioPoolBridge, Reset
+from mg.postgres.asyncio_pool import AsyncioPoolBridge, PoolOptions
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -33,24 +33,8 @@ _log = logging.getLogger(__name__)
 class TrioAsyncioBridge(AsyncioPoolBridge):
     """asyncpg on a trio-asyncio loop held by a system task; see ``AsyncioPoolBridge``."""
 
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        min_size: int = 1,
-        max_size: int = 10,
-        connect_timeout: float = 10.0,
-        release_timeout: float = 5.0,
-        reset: Reset = "cheap",
-    ) -> None:
-        super().__init__(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            connect_timeout=connect_timeout,
-            release_timeout=release_timeout,
-            reset=reset,
-        )
+    def __init__(self, dsn: str, **options: Unpack[PoolOptions]) -> None:
+        super().__init__(dsn, **options)
         self._loop: Any = None  # trio_asyncio.TrioEventLoop, untyped
         self._run_aio_future: Callable[[asyncio.Future[Any]], Any] | None = None
         self._leave = trio.Event()
