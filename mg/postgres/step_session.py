@@ -38,7 +38,8 @@ Conn = asyncpg.Connection
 
 
 async def delete_machine(conn: Conn, ns: str, machine_id: str) -> None:
-    for name in ("delete_events", "delete_tags", "delete_notifications", "delete_machine"):
+    names = ("lock_notification_queue", "delete_events", "delete_tags", "delete_notifications")
+    for name in (*names, "delete_machine"):
         await conn.execute(query(name), ns, machine_id)
 
 

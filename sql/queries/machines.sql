@@ -52,11 +52,17 @@ DELETE FROM mg_events WHERE ns = $1 AND machine_id = $2
 -- name: delete_tags
 DELETE FROM mg_tags WHERE ns = $1 AND machine_id = $2
 
+-- name: lock_notification_queue
+-- Before deleting a machine's queue (its own statement, so the delete's snapshot comes after
+-- the lock): a notify holding the lock commits first and its notification is deleted too.
+SELECT mg_lock_notification_queue($1, $2)
+
 -- name: delete_notifications
 DELETE FROM mg_notifications WHERE ns = $1 AND machine_id = $2
 
 -- name: delete_notification
-DELETE FROM mg_notifications WHERE id = $1
+-- Consumed by its step; the next one in the machine's queue becomes the head (0006).
+SELECT mg_consume_notification($1)
 
 -- name: machine_exists
 SELECT EXISTS (SELECT 1 FROM mg_machines WHERE ns = $1 AND id = $2)

@@ -28,16 +28,14 @@ UPDATE mg_machines SET wake_at = $3, lease_owner = NULL, lease_until = NULL
 WHERE ns = $1 AND id = $2 AND version = $4
 
 -- name: enqueue_notification
--- Queued only if the machine exists (in any status).
-INSERT INTO mg_notifications (ns, machine_id, args, range_after, range_limit, range_direction,
-                              trace, created_at, deliver_at)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $8
-WHERE EXISTS (SELECT 1 FROM mg_machines WHERE ns = $1 AND id = $2)
-RETURNING id
+-- Queued only if the machine exists (in any status), due at once only as its queue's head
+-- (0006_notification_heads.sql).
+SELECT mg_enqueue_notification($1, $2, $3, $4, $5, $6, $7, $8)
 
 -- name: claim_due_notifications
--- Only the head of each machine's queue may be delivered, so notifications arrive in the
--- order they were queued. Claims move deliver_at to the end of a lease, like timers.
+-- Only the head of each machine's queue has a deliver_at (0006), so this reads heads only;
+-- the NOT EXISTS is a guard (one index probe per head) that keeps the order even if a row was
+-- written by hand. Claims move deliver_at to the end of a lease, like timers.
 WITH due AS (
     SELECT n.id, n.deliver_at
     FROM mg_notifications n
@@ -57,7 +55,8 @@ RETURNING n.id, n.ns, n.machine_id, n.args, n.range_after, n.range_limit, n.rang
           n.trace, n.attempt, n.created_at, due.deliver_at AS due_at
 
 -- name: next_notification
--- The next future attempt; due ones behind a queue head are woken when the head is done.
+-- The next future attempt (a retry, or a lease ending). A notification behind its queue head
+-- has none: consuming the head makes it due, and the consuming node re-arms its own loop.
 SELECT deliver_at FROM mg_notifications WHERE deliver_at > $1 ORDER BY deliver_at LIMIT 1
 
 -- name: notification_exists
@@ -67,6 +66,7 @@ SELECT EXISTS (SELECT 1 FROM mg_notifications WHERE id = $1)
 UPDATE mg_notifications SET deliver_at = $2, attempt = $3, last_error = $4 WHERE id = $1
 
 -- name: resume_notifications
--- A repaired machine gets the notifications parked while it was failed.
+-- A repaired machine gets its parked queue back: its head is due again (the rest follow it).
 UPDATE mg_notifications SET deliver_at = $3
-WHERE ns = $1 AND machine_id = $2 AND deliver_at IS NULL
+WHERE id = (SELECT min(id) FROM mg_notifications WHERE ns = $1 AND machine_id = $2)
+  AND deliver_at IS NULL

@@ -52,6 +52,31 @@ async def test_notifications_are_delivered_in_the_order_queued(
     assert processor.overlaps == 0
 
 
+async def test_notifies_racing_deliveries_are_each_delivered_once_in_order(
+    api: Api, processor: FakeProcessor, database_url: str
+) -> None:
+    """Notifies arrive while the queue's heads are being consumed (the race the queue lock of
+    0006_notification_heads.sql closes): none is left waiting behind nothing."""
+    await api.start("m1", "init")
+
+    async def sender(name: str) -> None:
+        for n in range(15):
+            await notify(api, "m1", f"{name}-{n}")
+
+    async with trio.open_nursery() as nursery:
+        for name in "abcd":
+            nursery.start_soon(sender, name)
+    await wait_for(lambda: delivered(processor, 60))
+    await wait_for(lambda: _history_length(api, "m1", 61))
+    args = [s.body["signal"]["args"] for s in processor.of_kind("notification")]
+    assert sorted(args) == sorted(f"{name}-{n}" for name in "abcd" for n in range(15))
+    for name in "abcd":
+        mine = [a for a in args if a.startswith(f"{name}-")]
+        assert mine == [f"{name}-{n}" for n in range(15)]
+    async with sql(database_url) as db:
+        assert await db.fetchval("SELECT count(*) FROM mg_notifications") == 0
+
+
 async def test_notify_returns_at_once_even_while_the_machine_is_busy(
     api: Api, processor: FakeProcessor
 ) -> None:

@@ -57,11 +57,12 @@ async def db(database_url: str) -> AsyncIterator[Sql]:
                 " now() - interval '1 hour', now())",
                 ns, mid, status, fire, wake, owner, lease, subject, attempt, nxt, reason, before,
             )  # fmt: skip
-        # Notifications: two due for o1 (one is behind the other), two parked for the failed
-        # machine, one retry scheduled for r1.
+        # Notifications: o1's head is due and one waits behind it (only a queue's head has a
+        # delivery time), the failed machine's head is parked with one behind it, one retry
+        # is scheduled for r1.
         for ns, mid, deliver, attempt, error in (
             ("orders", "o1-sleeping", -2, 0, None),
-            ("orders", "o1-sleeping", -1, 0, None),
+            ("orders", "o1-sleeping", None, 0, None),
             ("orders", "o5-failed", None, 0, None),
             ("orders", "o5-failed", None, 0, None),
             ("refunds", "r1-notif", 20, 1, "processor unreachable"),
@@ -162,9 +163,9 @@ async def test_queued_notifications_and_their_queues(db: Sql) -> None:
     )
     assert [tuple(r) for r in rows] == [
         ("orders", "o1-sleeping", 1, "due", 0, None),
-        ("orders", "o1-sleeping", 2, "due", 0, None),
+        ("orders", "o1-sleeping", 2, "waiting", 0, None),
         ("orders", "o5-failed", 1, "parked", 0, None),
-        ("orders", "o5-failed", 2, "parked", 0, None),
+        ("orders", "o5-failed", 2, "waiting", 0, None),
         ("refunds", "r1-notif", 1, "scheduled", 1, "processor unreachable"),
     ]
     queues = await db.fetch(
