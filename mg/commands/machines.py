@@ -13,14 +13,16 @@ import argparse
 import sys
 from typing import Any
 
-from mg.client import Client, MachineSummary, Status
+from mg.client import Client, Status
 from mg.commands.output import (
+    SUMMARY_HEADERS,
+    Columns,
     document,
     inline,
     machine_document,
     machine_text,
-    summaries_table,
     summary_document,
+    summary_rows,
 )
 from mg.commands.remote import (
     OK,
@@ -40,24 +42,38 @@ from mg.commands.remote import (
 
 
 def _list(client: Client, found: Target, args: argparse.Namespace) -> int:
+    """Page by page: with ``--all`` each page is printed as it arrives (the table's widths are
+    the first page's; ``--json`` writes the same document as one page would, incrementally),
+    so listing a namespace of millions holds one page in memory, not all of them."""
     ns = namespace(found)
     if not 1 <= args.limit <= 1000:
         raise UsageError("--limit must be between 1 and 1000")
-    listed: list[MachineSummary] = []
+    out = sys.stdout
+    columns = Columns(SUMMARY_HEADERS)
+    printed = 0
     cursor: str | None = args.cursor
+    if args.json:
+        out.write('{"machines": [')
     while True:
         page = client.search(
             ns, status=args.status, limit=args.limit, cursor=cursor, timeout=args.timeout
         )
-        listed.extend(page.machines)
+        if args.json:
+            for summary in page.machines:
+                out.write((", " if printed else "") + document(summary_document(summary)))
+                printed += 1
+        elif page.machines:
+            out.writelines(line + "\n" for line in columns.lines(summary_rows(page.machines)))
+            printed += len(page.machines)
+        out.flush()
         cursor = page.next_cursor
         if cursor is None or not args.all:
             break
     if args.json:
-        machines = [summary_document(summary) for summary in listed]
-        print(document({"machines": machines, "next_cursor": cursor}))
+        out.write(f'], "next_cursor": {document(cursor)}}}\n')
         return OK
-    print(summaries_table(listed) if listed else f"no machines in {ns}")
+    if not printed:
+        print(f"no machines in {ns}")
     if cursor is not None:
         # On stderr, so that the table on stdout stays only rows.
         print(f"more machines: add --cursor {cursor} (or --all)", file=sys.stderr)

@@ -143,9 +143,11 @@ def summary_document(summary: MachineSummary) -> dict[str, Any]:
     }
 
 
-def summaries_table(summaries: Sequence[MachineSummary]) -> str:
-    rows = [(m.id, m.status.value, when(m.timer), when(m.updated_at)) for m in summaries]
-    return table(("ID", "STATUS", "TIMER", "UPDATED_AT"), rows)
+SUMMARY_HEADERS = ("ID", "STATUS", "TIMER", "UPDATED_AT")
+
+
+def summary_rows(summaries: Sequence[MachineSummary]) -> list[tuple[str, ...]]:
+    return [(m.id, m.status.value, when(m.timer), when(m.updated_at)) for m in summaries]
 
 
 def sink_event_document(item: SinkEvent) -> dict[str, Any]:

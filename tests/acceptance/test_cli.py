@@ -112,6 +112,12 @@ async def test_list_pages_with_the_cursor_and_filters_by_status(
     ).json()
     assert [m["id"] for m in everything["machines"]] == [f"order-{n}" for n in range(5)]
     assert everything["next_cursor"] is None
+    # --all prints page after page as they come: one header, then every row.
+    table = await mg_thread(*on(node, "machines", "list", "--limit=2", "--all"))
+    lines = table.out.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "TIMER", "UPDATED_AT"]
+    assert [line.split()[0] for line in lines[1:]] == [f"order-{n}" for n in range(5)]
+    assert "more machines" not in table.err
     sleeping = (
         await mg_thread(*on(node, "machines", "list", "--status", "sleeping", "--json"))
     ).json()
