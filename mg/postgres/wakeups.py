@@ -7,12 +7,17 @@ and outside any step's transaction (a NOTIFY inside a busy write transaction wou
 commits). The LISTEN connection is re-established with back-off when it drops; after a drop
 every waiter is woken, since pokes may have been missed. Loops still poll, so a lost wake-up only
 costs latency.
+
+A payload is ``"<origin> <topic>,<topic>..."``: a node ignores its own NOTIFYs when they come
+back (it woke its waiters when it poked; the echo would only make its loops look again for
+work they have just taken). A payload without an origin (an older node) wakes every topic named.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import uuid
 
 import asyncpg
 import trio
@@ -51,6 +56,8 @@ class Wakeups:
         self._outgoing: set[str] = set()
         self._send_wanted = trio.Event()
         self.listening = False
+        # Tells this node's NOTIFYs from the others' (topics contain no spaces).
+        self.origin = uuid.uuid4().hex[:16]
 
     def arm(self, topic: str) -> Waiter:
         event = self._events.get(topic)
@@ -84,7 +91,7 @@ class Wakeups:
             await self._send_wanted.wait()
             self._send_wanted = trio.Event()
             topics, self._outgoing = self._outgoing, set()
-            payload = ",".join(sorted(topics))
+            payload = f"{self.origin} {','.join(sorted(topics))}"
 
             async def work(conn: asyncpg.Connection, payload: str = payload) -> None:
                 await conn.execute(query("notify_wake"), CHANNEL, payload)
@@ -115,7 +122,10 @@ class Wakeups:
                         log.info("wake-up listener re-established")
                         self._wake_all()
                     async for payload in notifications:
-                        for topic in payload.split(","):
+                        origin, _, topics = payload.rpartition(" ")
+                        if origin == self.origin:
+                            continue
+                        for topic in topics.split(","):
                             self.wake_local(topic)
             except Exception as error:
                 # Whatever went wrong, wake-ups come back; loops poll meanwhile.

@@ -41,6 +41,23 @@ async def test_a_poke_wakes_this_node_at_once_and_the_other_node_soon(
     assert not await other_topic.wait(0.2)
 
 
+async def test_a_node_ignores_its_own_notify_and_hears_an_older_nodes(
+    bridges: list[Bridge], database_url: str, nursery: trio.Nursery
+) -> None:
+    here = Wakeups(bridges[0])
+    await nursery.start(here.run)
+    async with sql(database_url) as db:
+        # Its own NOTIFY coming back (as a poke sends it) wakes nothing...
+        echo = here.arm("timers")
+        await db.execute("SELECT pg_notify('mg_wake', $1)", f"{here.origin} timers")
+        assert not await echo.wait(0.5)
+        # ...another node's does, and so does a payload without an origin.
+        for payload in ("0123456789abcdef timers", "timers,sink:main"):
+            waiter = here.arm("timers")
+            await db.execute("SELECT pg_notify('mg_wake', $1)", payload)
+            assert await waiter.wait(10), payload
+
+
 async def test_a_poke_while_working_is_not_lost(
     bridges: list[Bridge], nursery: trio.Nursery
 ) -> None:
