@@ -64,9 +64,6 @@ DELETE FROM mg_notifications WHERE ns = $1 AND machine_id = $2
 -- Consumed by its step; the next one in the machine's queue becomes the head (0006).
 SELECT mg_consume_notification($1)
 
--- name: machine_exists
-SELECT EXISTS (SELECT 1 FROM mg_machines WHERE ns = $1 AND id = $2)
-
 -- name: search_machines
 -- Keyset pagination by id ('' before the first page: ids are never empty).
 SELECT id, status, timer_fire_at, updated_at

@@ -59,9 +59,6 @@ RETURNING n.id, n.ns, n.machine_id, n.args, n.range_after, n.range_limit, n.rang
 -- has none: consuming the head makes it due, and the consuming node re-arms its own loop.
 SELECT deliver_at FROM mg_notifications WHERE deliver_at > $1 ORDER BY deliver_at LIMIT 1
 
--- name: notification_exists
-SELECT EXISTS (SELECT 1 FROM mg_notifications WHERE id = $1)
-
 -- name: postpone_notification
 UPDATE mg_notifications SET deliver_at = $2, attempt = $3, last_error = $4 WHERE id = $1
 

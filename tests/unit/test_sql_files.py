@@ -17,6 +17,19 @@ def test_every_query_named_in_the_code_exists() -> None:
     assert not missing
 
 
+def test_every_named_query_is_used_somewhere() -> None:
+    """A query no code names is dead SQL: its name appears quoted in mg/, tools/ or tests/
+    (``query("x")``, or a tuple of names run in turn)."""
+    code = "\n".join(
+        path.read_text()
+        for folder in ("mg", "tools", "tests")
+        for path in (MG.parent / folder).rglob("*.py")
+        if path.name != "test_sql_files.py"
+    )
+    unused = [name for name in queries() if f'"{name}"' not in code]
+    assert not unused
+
+
 def test_migrations_are_numbered_from_one() -> None:
     found = migrations()
     assert [m.version for m in found] == list(range(1, len(found) + 1))
