@@ -3,8 +3,9 @@
 Three measurements, each on a sink of its own (a fresh name per run, so positions start at 1):
 
 1. **concurrent**: ``--writers`` tasks commit outbox rows (``--events-per-tx`` per transaction,
-   through the step's own ``insert_outbox`` query) as fast as they can while the real
-   ``Sequencer`` runs; events/s = events / (first write -> last event sequenced).
+   through the outbox INSERT of a step's write, ``sql/bench/insert_outbox.sql``) as fast as
+   they can while the real ``Sequencer`` runs; events/s = events / (first write -> last
+   event sequenced).
 2. **drain**: a backlog of ``--drain-events`` outbox rows, then the sequencer alone.
 3. **lag**: ``--nodes`` real ``mg serve`` processes with a fake processor answering
    ``--events-per-step`` events per step; ``--clients`` HTTP clients call machines for
@@ -36,7 +37,7 @@ from mg.core.sink import sequencer_topic
 from mg.postgres.bridges import make_bridge
 from mg.postgres.migrations import migrate
 from mg.postgres.sequencer import Sequencer
-from mg.postgres.sql_files import query
+from mg.postgres.sql_files import sql_dir
 from mg.postgres.wakeups import Wakeups
 from mg.settings import Sink
 from tests.support.processes import NodeProcess, write_config
@@ -105,13 +106,16 @@ class Batches:
         }
 
 
+INSERT_OUTBOX = (sql_dir() / "bench" / "insert_outbox.sql").read_text()
+
+
 async def write_outbox(bridge: Any, sink: str, name: str, count: int, wakeups: Wakeups) -> None:
     """``count`` events of one machine ``name``, in one transaction, as a step writes them."""
     now = datetime.now(UTC)
 
     async def work(conn: Any) -> None:
         await conn.execute(
-            query("insert_outbox"),
+            INSERT_OUTBOX,
             "bench",
             name,
             1,

@@ -27,15 +27,6 @@ SELECT tag FROM mg_tags WHERE ns = $1 AND machine_id = $2 ORDER BY tag
 -- name: resolve_tag
 SELECT machine_id FROM mg_tags WHERE ns = $1 AND tag = $2
 
--- name: insert_outbox
-INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
-                            format_version, data)
-SELECT s.sink, $1, $2, $3, e.event_id, e.created_at, e.format_version, e.data
-FROM unnest($4::text[]) AS s(sink)
-CROSS JOIN unnest($5::bigint[], $6::timestamptz[], $7::integer[], $8::bytea[])
-    AS e(event_id, created_at, format_version, data)
-ORDER BY s.sink, e.event_id
-
 -- name: claim_tag
 -- DO NOTHING waits for a concurrent claim of the same tag to end, without aborting this
 -- transaction, so a conflict can still fail the machine in the same step.
