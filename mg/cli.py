@@ -31,7 +31,7 @@ def database_url(settings: Settings) -> Iterator[str]:
     if settings.database.url:
         yield settings.database.url
         return
-    from mg.postgres.embedded import EmbeddedPostgres
+    from mg.embedded.server import EmbeddedPostgres
 
     embedded = settings.database.embedded
     server = EmbeddedPostgres(embedded.data_dir, port=embedded.port, user=embedded.user)
@@ -63,7 +63,7 @@ async def _serve(settings: Settings, url: str) -> None:
 
 
 async def _migrate(settings: Settings, url: str) -> None:
-    from mg.postgres.bridges import make_bridge
+    from mg.postgres.bridge.factory import make_bridge
     from mg.postgres.migrations import migrate
 
     bridge = make_bridge(settings.database.bridge, url, min_size=1, max_size=2, connect_timeout=10)

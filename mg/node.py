@@ -28,8 +28,8 @@ from hypercorn.trio import serve
 from mg.core.facts import Observer, ignore
 from mg.errors import MgError
 from mg.loops.claims import ClaimLoop
-from mg.postgres.bridge import Bridge
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.failures import translate
 from mg.postgres.migrations import MigrationError, migrate
 from mg.postgres.sequencer import Sequencer

@@ -73,7 +73,7 @@ class Server:
 
 @dataclass(frozen=True, slots=True)
 class Cache:
-    """The node's cache of machine state (``mg.service.state_cache``); 0 bytes turns it off."""
+    """The node's cache of machine state (``mg.postgres.state_cache``); 0 bytes turns it off."""
 
     max_bytes: int = 64 * 1024 * 1024
     events: int = 20

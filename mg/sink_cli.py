@@ -39,7 +39,7 @@ def add_sink_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 async def run_sink_command(settings: Settings, url: str, args: argparse.Namespace) -> int:
     # Imported here: the other commands of ``mg`` do not need the database stack.
-    from mg.postgres.bridges import make_bridge
+    from mg.postgres.bridge.factory import make_bridge
     from mg.postgres.sinks import PostgresSinks
     from mg.service.sink_verify import CannotVerify, verify_chain
 

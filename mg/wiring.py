@@ -29,16 +29,16 @@ from mg.observability.health import Health
 from mg.observability.metrics import Metrics
 from mg.observability.observers import fan_out
 from mg.observability.sampler import Sampler
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sinks import PostgresSinks
+from mg.postgres.state_cache import StateCache
 from mg.postgres.storage import PostgresStorage
 from mg.postgres.wakeups import Wakeups
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.signals import Signals
 from mg.service.sinks import SinkReader
-from mg.service.state_cache import StateCache
 from mg.service.steps import Steps
 from mg.settings import Settings
 

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from mg.postgres.embedded import EmbeddedPostgres, install_dir, run_psql
+from mg.embedded.server import EmbeddedPostgres, install_dir, run_psql
 
 # --------------------------------------------------------------------------------------------
 # Session: one Postgres for the whole test session

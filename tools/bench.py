@@ -50,7 +50,7 @@ def database(dsn: str | None) -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    from mg.postgres.embedded import EmbeddedPostgres
+    from mg.embedded.server import EmbeddedPostgres
 
     base = Path(tempfile.mkdtemp(prefix="mg-bench-"))
     base.chmod(0o755)  # under root the server runs as nobody

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mg.postgres.embedded import install_dir
+from mg.embedded.server import install_dir
 from mg.postgres.sql_files import parse_queries, sql_dir
 
 NAMESPACE = "pgbench"

@@ -25,8 +25,8 @@ from bench_pgbench import bench_queries
 from bench_progress import Progress
 from bench_servers_control import MgNode, free_port, server
 
-from mg.postgres.bridges import make_bridge
-from mg.postgres.embedded import install_dir, run_psql
+from mg.embedded.server import install_dir, run_psql
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import migrate
 from tests.support.processes import write_config
 

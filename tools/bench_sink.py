@@ -34,7 +34,7 @@ import trio
 from mg.core import values
 from mg.core.facts import Fact, SinkSequenced
 from mg.core.sink import sequencer_topic
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import migrate
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sql_files import sql_dir

@@ -35,7 +35,7 @@ from bench_progress import Progress
 from bench_servers_control import ROOT, LineProcess, MgNode, free_port, server
 from bench_table import print_table
 
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import migrate
 from tests.support.processes import write_config
 
@@ -185,7 +185,7 @@ async def _one(url: str, method: str, path: str, body: bytes) -> None:
 async def _start_dbos(runs: Runs, url: str, processor: str) -> None:
     from bench_pgbench import bench_queries
 
-    from mg.postgres.embedded import install_dir, run_psql
+    from mg.embedded.server import install_dir, run_psql
 
     run_psql(install_dir() / "bin", url, bench_queries()["drop_database"])
     run_psql(install_dir() / "bin", url, bench_queries()["create_database"])

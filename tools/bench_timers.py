@@ -28,7 +28,7 @@ from bench_servers_control import ENV
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import migrate
 from tests.support.processes import NodeProcess, write_config
 

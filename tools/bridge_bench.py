@@ -33,7 +33,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 
 MACHINES = 1000
 SETUP = """
@@ -199,7 +199,7 @@ def main() -> int:
         server = None
         dsn = args.dsn
         if dsn is None:
-            from mg.postgres.embedded import EmbeddedPostgres
+            from mg.embedded.server import EmbeddedPostgres
 
             server = EmbeddedPostgres(Path(tmp) / "data", max_connections=200)
             dsn = server.start()

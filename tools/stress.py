@@ -33,7 +33,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mg.client import AsyncClient
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import migrate
 from mg.processor import serve
 from tests.support.processes import NodeProcess, write_config
@@ -72,7 +72,7 @@ async def own_cluster(
     args: argparse.Namespace, processor_url: str
 ) -> AsyncIterator[tuple[list[str], str]]:
     """An embedded Postgres and ``args.cluster`` node processes."""
-    from mg.postgres.embedded import EmbeddedPostgres
+    from mg.embedded.server import EmbeddedPostgres
 
     workdir = Path(tempfile.mkdtemp(prefix="mg-stress-"))
     workdir.chmod(0o755)

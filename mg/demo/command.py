@@ -21,9 +21,9 @@ import trio
 from mg.client import AsyncClient, MgError
 from mg.demo.orders import Orders
 from mg.demo.scenario import NS, SINK, DemoFailed, say, tell
+from mg.embedded.server import EmbeddedPostgres, EmbeddedPostgresError
 from mg.logs import configure_logging
-from mg.postgres.bridges import make_bridge
-from mg.postgres.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.sinks import PostgresSinks
 from mg.processor import serve
 from mg.service.sink_verify import Verdict, verify_chain

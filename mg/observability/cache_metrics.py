@@ -1,4 +1,4 @@
-"""Series of the node's state cache, read from it at each scrape (``mg.service.state_cache``)."""
+"""Series of the node's state cache, read from it at each scrape (``mg.postgres.state_cache``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mg.service.state_cache import StateCache
+from mg.postgres.state_cache import StateCache
 
 
 class StateCacheCollector(Collector):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.migrations import is_current
 
 

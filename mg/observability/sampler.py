@@ -19,7 +19,7 @@ import asyncpg
 import trio
 
 from mg.observability.metrics import Metrics
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.sql_files import query
 
 log = logging.getLogger("mg.observability.sampler")

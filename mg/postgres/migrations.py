@@ -13,7 +13,7 @@ import hashlib
 
 import asyncpg
 
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.sql_files import Migration, migrations, query
 
 

@@ -11,8 +11,8 @@ import asyncpg
 
 from mg.core import values
 from mg.core.model import Content, Direction, Event, MachineRecord, Range, Retry, Status, Timer
+from mg.postgres.state_cache import CachedMachine, StoredEvent
 from mg.service.ports import NotificationClaim
-from mg.service.state_cache import CachedMachine, StoredEvent
 
 
 def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRecord:

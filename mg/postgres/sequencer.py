@@ -28,7 +28,7 @@ import trio
 from mg.core.clock import utc_now
 from mg.core.facts import Observer, SinkSequenced, ignore
 from mg.core.sink import readers_topic, sequencer_topic
-from mg.postgres.bridge import Bridge, DedicatedSession
+from mg.postgres.bridge.interface import Bridge, DedicatedSession
 from mg.postgres.failures import translate
 from mg.postgres.sinks import lead, move_batch
 from mg.postgres.wakeups import Wakeups

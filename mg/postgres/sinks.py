@@ -17,7 +17,7 @@ import asyncpg
 from mg.core import values
 from mg.core.model import Direction, Event
 from mg.core.sink import SinkEvent, StoredLink
-from mg.postgres.bridge import Bridge, Session
+from mg.postgres.bridge.interface import Bridge, Session
 from mg.postgres.failures import run_translated
 from mg.postgres.sql_files import query
 

@@ -27,11 +27,11 @@ from mg.core.model import Direction, Event, Machine, MachineRecord, Range
 from mg.core.step import NotificationChange, Transition
 from mg.errors import DeadlineExceeded, MachineAlreadyExists, TagConflict, VersionConflict
 from mg.postgres import rows
-from mg.postgres.bridge import Session
+from mg.postgres.bridge.interface import Session
 from mg.postgres.failures import run_translated, translate
 from mg.postgres.sql_files import query
+from mg.postgres.state_cache import CachedMachine, StateCache, StoredEvent, stash_from, to_event
 from mg.service.ports import Loaded, Selection
-from mg.service.state_cache import CachedMachine, StateCache, StoredEvent, stash_from, to_event
 
 T = TypeVar("T")
 Conn = asyncpg.Connection

@@ -21,12 +21,12 @@ from mg.errors import (
     StorageUnavailable,
 )
 from mg.postgres import rows
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.failures import run_translated, translate
 from mg.postgres.sql_files import query
+from mg.postgres.state_cache import CachedMachine, StateCache, StoredEvent
 from mg.postgres.step_session import PostgresStep, extended, read_events, with_history
 from mg.service.ports import NotificationClaim, SearchRow, TimerClaim
-from mg.service.state_cache import CachedMachine, StateCache, StoredEvent
 
 T = TypeVar("T")
 

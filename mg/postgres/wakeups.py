@@ -23,7 +23,7 @@ import asyncpg
 import trio
 
 from mg.errors import MgError
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.failures import translate
 from mg.postgres.sql_files import query
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.sinks import PostgresSinks
 from mg.service.sink_verify import verify_chain
 from tests.support.processes import NodeProcess, write_config

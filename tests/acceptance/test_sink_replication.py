@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from mg.embedded.server import EmbeddedPostgres, run_psql
 from mg.node import Node
-from mg.postgres.bridges import make_bridge
-from mg.postgres.embedded import EmbeddedPostgres, run_psql
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.sinks import PostgresSinks
 from mg.postgres.sql_files import sql_dir
 from mg.service.sink_verify import verify_chain

@@ -12,8 +12,8 @@ import trio
 
 from mg.client import AsyncClient, Content, Direction, Event, MachineNotFound, Range
 from mg.node import Node
+from mg.postgres.state_cache import StateCache
 from mg.processor import serve
-from mg.service.state_cache import StateCache
 from tests.support.cluster import NodeFactory
 from tests.support.orders import Orders
 from tests.support.processor import FakeProcessor

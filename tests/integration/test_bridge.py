@@ -19,8 +19,8 @@ import asyncpg
 import pytest
 import trio
 
-from mg.postgres.bridge import Bridge, Session
-from mg.postgres.bridges import BRIDGE_KINDS, make_bridge
+from mg.postgres.bridge.factory import BRIDGE_KINDS, make_bridge
+from mg.postgres.bridge.interface import Bridge, Session
 
 POOL_SIZE = 5
 # Generous bound that only a hang can exceed; tests never assert timings.

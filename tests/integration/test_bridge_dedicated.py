@@ -12,8 +12,8 @@ import pytest
 import trio
 
 from mg.errors import StorageUnavailable
-from mg.postgres.bridge import Bridge
-from mg.postgres.bridges import BRIDGE_KINDS, make_bridge
+from mg.postgres.bridge.factory import BRIDGE_KINDS, make_bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.failures import translate
 
 HANG = 30  # only a hang can exceed it; no timing is asserted

@@ -21,8 +21,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from mg.postgres import embedded
-from mg.postgres.embedded import (
+from mg.embedded import server as embedded
+from mg.embedded.server import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
     binaries_dir,
@@ -134,7 +134,7 @@ def test_a_taken_port_fails_with_the_end_of_the_server_log(base: Path) -> None:
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from mg.postgres.embedded import EmbeddedPostgres
+from mg.embedded.server import EmbeddedPostgres
 pg = EmbeddedPostgres(Path(sys.argv[1]), settings={"fsync": "off"})
 print(json.dumps({"url": pg.start(), "pid": pg.pid}), flush=True)
 time.sleep(600)
@@ -160,7 +160,7 @@ def test_orphan_of_a_killed_mg_is_stopped(base: Path, caplog: pytest.LogCaptureF
     assert alive(orphan), "the postmaster survives the SIGKILL of its mg"
     assert run_psql(binaries_dir(), started["url"], "SELECT 1").strip() == "1"
 
-    with caplog.at_level(logging.WARNING, logger="mg.postgres.embedded"), make(base / "pg") as pg:
+    with caplog.at_level(logging.WARNING, logger="mg.embedded.server"), make(base / "pg") as pg:
         assert not alive(orphan)
         assert pg.pid != orphan
         assert query(pg, "SELECT 1") == "1"
@@ -212,7 +212,7 @@ def test_as_root_an_unreachable_data_dir_is_relocated(
     private.mkdir(mode=0o700)
     private.chmod(0o700)
     state = base / "state"
-    with caplog.at_level(logging.WARNING, logger="mg.postgres.embedded"):
+    with caplog.at_level(logging.WARNING, logger="mg.embedded.server"):
         with make(private / "pg", state_dir=state) as pg:
             assert pg.data_dir.parent == state / "embedded"
             query(pg, "CREATE TABLE kept (x int)")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import MigrationError, is_current, migrate
 from mg.postgres.sql_files import migrations
 from tests.support.sql import sql

@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from mg.core.facts import Fact, SinkSequenced
-from mg.postgres.bridge import Bridge
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.wakeups import Wakeups
 from mg.settings import Sink

@@ -11,8 +11,8 @@ import pytest
 import trio
 
 from mg.core.clock import parse_time
-from mg.postgres.bridge import Bridge
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.sinks import lead, move_batch
 from tests.support.sql import sql
 from tests.unit.test_sink_chain import FIRST, SECOND

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
-from mg.postgres.bridge import Bridge
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
+from mg.postgres.bridge.interface import Bridge
 from mg.postgres.wakeups import Wakeups
 from tests.support.sql import sql
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import trio
 
-from mg.postgres.bridges import make_bridge
-from mg.postgres.embedded import EmbeddedPostgres
+from mg.embedded.server import EmbeddedPostgres
+from mg.postgres.bridge.factory import make_bridge
 from mg.processor import serve
 from tests.support.processes import NodeProcess, write_config
 from tools.stress_support import QUIET

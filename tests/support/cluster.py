@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from mg.node import Node, running_node
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import migrate
 from mg.settings import Settings, from_mapping
 from tests.support.api import Api

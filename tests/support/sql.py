@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from mg.postgres.bridge import Bridge
-from mg.postgres.bridges import make_bridge
+from mg.postgres.bridge.factory import make_bridge
+from mg.postgres.bridge.interface import Bridge
 
 
 class Sql:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from mg.core import values
 from mg.core.model import Direction, MachineRecord, Range, Status
 from mg.core.ranges import select_span
-from mg.service.state_cache import CachedMachine, StateCache, StoredEvent, stash_from
+from mg.postgres.state_cache import CachedMachine, StateCache, StoredEvent, stash_from
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

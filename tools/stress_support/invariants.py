@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 from tools.stress_support.workload import Ledger
 
 EVENTS = "SELECT ns, machine_id, event_id, data FROM mg_events"

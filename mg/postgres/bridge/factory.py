@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mg.postgres.bridge import Bridge
+from mg.postgres.bridge.interface import Bridge
 
 BRIDGE_KINDS = ("thread", "trio-asyncio")
 
@@ -17,11 +17,11 @@ def make_bridge(kind: str, dsn: str, **options: Any) -> Bridge:
     """
     # Imported on demand so that choosing one bridge never loads the other's machinery.
     if kind == "thread":
-        from mg.postgres.thread_bridge import ThreadLoopBridge
+        from mg.postgres.bridge.thread_loop import ThreadLoopBridge
 
         return ThreadLoopBridge(dsn, **options)
     if kind == "trio-asyncio":
-        from mg.postgres.trio_asyncio_bridge import TrioAsyncioBridge
+        from mg.postgres.bridge.trio_asyncio_loop import TrioAsyncioBridge
 
         return TrioAsyncioBridge(dsn, **options)
     raise ValueError(f"unknown Postgres bridge {kind!r}; expected one of {', '.join(BRIDGE_KINDS)}")

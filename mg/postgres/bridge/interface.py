@@ -12,7 +12,7 @@ Two implementations share this interface (``database.bridge`` in the config):
 - ``thread`` (default): asyncpg on its own asyncio loop in a dedicated thread.
 - ``trio-asyncio``: asyncpg on a trio-asyncio loop inside the trio run.
 
-``mg.postgres.bridges.make_bridge(kind, dsn, **options)`` builds either.
+``mg.postgres.bridge.factory.make_bridge(kind, dsn, **options)`` builds either.
 
 Cancellation contract: a trio caller cancelled during ``run`` (or ``Session.run``) gets
 ``trio.Cancelled`` only once the asyncio task has finished unwinding, so when the call has

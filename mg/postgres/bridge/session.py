@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar, cast
 import asyncpg
 import trio
 
-from mg.postgres.bridge import DedicatedSession, Session, Work
+from mg.postgres.bridge.interface import DedicatedSession, Session, Work
 
 T = TypeVar("T")
 C = TypeVar("C")  # the connection held: a pool's proxy, or a connection of its own

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, TypeVar, c
 import asyncpg
 import trio
 
-from mg.postgres.bridge import Bridge, DedicatedSession, Session, Work
-from mg.postgres.bridge_listen import Listener, Lost, Notifications
-from mg.postgres.bridge_session import (
+from mg.postgres.bridge.interface import Bridge, DedicatedSession, Session, Work
+from mg.postgres.bridge.listen import Listener, Lost, Notifications
+from mg.postgres.bridge.session import (
     BridgeSession,
     DedicatedBridgeSession,
     SessionOwner,

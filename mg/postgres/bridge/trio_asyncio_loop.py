@@ -24,7 +24,7 @@ from typing import Any, TypeVar, Unpack
 
 import trio
 
-from mg.postgres.asyncio_pool import AsyncioPoolBridge, PoolOptions
+from mg.postgres.bridge.asyncio_pool import AsyncioPoolBridge, PoolOptions
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
