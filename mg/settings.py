@@ -11,9 +11,10 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mg.core.clock import parse_duration
 from mg.core.retry import RetryPolicy
@@ -163,6 +164,8 @@ class Settings:
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     sinks: tuple[str, ...] = ()
     sink_options: Mapping[str, Sink] = field(default_factory=dict)
+    # Problems worth a line in the log that do not stop a node (``mg serve`` logs them).
+    warnings: tuple[str, ...] = ()
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -508,8 +511,32 @@ def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Setting
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
+            mode = os.fstat(handle.fileno()).st_mode & 0o777
     except OSError as error:
         raise SettingsError(f"cannot read {path}: {error}") from error
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{path} is not valid TOML: {error}") from error
-    return from_mapping(data, environ)
+    settings = from_mapping(data, environ)
+    secrets = _inline_secrets(data)
+    if mode & 0o077 and secrets:
+        warning = (
+            f"{path} holds {' and '.join(secrets)} and is readable by other users (mode "
+            f"{mode:o}): chmod 600 {path} (or use token_env / MG_DATABASE_URL)"
+        )
+        settings = replace(settings, warnings=(*settings.warnings, warning))
+    return settings
+
+
+def _inline_secrets(data: Mapping[str, Any]) -> list[str]:
+    """What in a parsed config file is a secret written into it."""
+    found = []
+    tokens = data.get("auth", {}).get("tokens", {}) if isinstance(data.get("auth"), dict) else {}
+    if isinstance(tokens, dict) and any(
+        isinstance(t, dict) and "token" in t for t in tokens.values()
+    ):
+        found.append("an inline auth token")
+    database = data.get("database")
+    url = database.get("url") if isinstance(database, dict) else None
+    if isinstance(url, str) and urlsplit(url).password:
+        found.append("a database password")
+    return found

@@ -104,3 +104,20 @@ def test_the_state_cache_has_a_budget_and_can_be_turned_off() -> None:
     assert from_mapping({}, environ={}).cache.max_bytes == 64 * 1024 * 1024
     off = from_mapping({"cache": {"max_bytes": 0, "events": 5}}, environ={}).cache
     assert (off.max_bytes, off.events) == (0, 5)
+
+
+def test_an_inline_token_in_a_file_others_can_read_is_a_warning(tmp_path: Path) -> None:
+    config = tmp_path / "mg.toml"
+    config.write_text(
+        '[namespaces.orders]\nprocessor.url = "http://127.0.0.1:9000/"\n'
+        '[auth]\nenabled = true\n[auth.tokens.ops]\ntoken = "' + "t" * 32 + '"\n'
+        'namespaces = ["*"]\n'
+    )
+    config.chmod(0o644)
+    (warning,) = load(config, environ={}).warnings
+    assert warning == (
+        f"{config} holds an inline auth token and is readable by other users (mode 644): "
+        f"chmod 600 {config} (or use token_env / MG_DATABASE_URL)"
+    )
+    config.chmod(0o600)
+    assert load(config, environ={}).warnings == ()
