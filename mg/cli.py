@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as signum:
         log.info("received %s; stopped", signum)
     except EmbeddedPostgresError as error:
-        print(f"mg: the embedded database: {error}", file=sys.stderr)
+        print(f"mg: {error}", file=sys.stderr)
         return CANNOT if args.command == "sink" else 1
     return 0
 
