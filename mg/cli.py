@@ -8,7 +8,8 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,12 +47,26 @@ def _stop_on_signals() -> Iterator[None]:
         raised = True
         raise Interrupted(name)
 
+    with _signal_handler(handler):
+        yield
+
+
+@contextmanager
+def _signal_handler(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` for SIGTERM and SIGINT in the block (only the main thread may set one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)
+
+
+def _note_signal(signum: int, frame: object) -> None:
+    log.warning("received %s; still stopping the embedded Postgres", signal.Signals(signum).name)
 
 
 @contextmanager
@@ -80,7 +95,8 @@ def database_url(settings: Settings, *, beside_node: bool = False) -> Iterator[s
         )
         yield url
     finally:
-        server.stop()
+        with _signal_handler(_note_signal):  # a signal must not cut the (bounded) stop short
+            server.stop()
 
 
 async def _serve(settings: Settings, url: str) -> None:

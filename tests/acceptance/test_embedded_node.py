@@ -177,12 +177,10 @@ def test_sigterm_at_any_moment_of_start_up_leaves_no_postgres_running(shared: Pa
     fresh = Path(tempfile.mkdtemp(prefix="mg-embedded-fresh-"))
     fresh.chmod(0o755)
     try:
-        # A fresh directory (SIGTERM during initdb or the first start), then the made cluster.
-        for directory, delay in [
-            (fresh, 1.0),
-            (fresh, 1.0),
-            *((shared, d) for d in (0.5, 1.0, 2.0)),
-        ]:
+        # A fresh directory (SIGTERM during initdb or the first start), then the made cluster;
+        # last, a second SIGTERM while the first one's stop runs.
+        moments = [(fresh, 1.0), (fresh, 1.0), *((shared, d) for d in (0.5, 1.0, 2.0, 3.0))]
+        for number, (directory, delay) in enumerate(moments):
             with subprocess.Popen(
                 [sys.executable, "-m", "mg", "serve", "--config", str(config(directory))],
                 env=EMBEDDED_ONLY,
@@ -191,6 +189,9 @@ def test_sigterm_at_any_moment_of_start_up_leaves_no_postgres_running(shared: Pa
             ) as serve:
                 time.sleep(delay)
                 serve.send_signal(signal.SIGTERM)
+                if number == len(moments) - 1:
+                    time.sleep(0.3)
+                    serve.send_signal(signal.SIGTERM)
                 _, err = serve.communicate(timeout=90)
             assert serve.returncode in (0, -signal.SIGTERM), err
             assert b"Traceback" not in err, err
