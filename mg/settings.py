@@ -57,6 +57,9 @@ class Database:
     pool_size: int = 32
     connect_timeout: float = 10.0
     commit_timeout: float = 5.0
+    # How much longer than its deadline a step's transaction may sit idle before Postgres
+    # ends its session (docs/architecture.md, "Deadlines and fairness").
+    step_idle_margin: float = 5.0
     embedded: Embedded = Embedded()
 
 
@@ -435,6 +438,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         pool_size=db.integer("pool_size", 32, minimum=2),
         connect_timeout=db.duration("connect_timeout", 10.0),
         commit_timeout=db.duration("commit_timeout", 5.0),
+        step_idle_margin=db.duration("step_idle_margin", 5.0),
         embedded=embedded,
     )
     db.done()

@@ -106,6 +106,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     storage = PostgresStorage(
         bridge,
         commit_timeout=settings.database.commit_timeout,
+        step_idle_margin=settings.database.step_idle_margin,
         cache=StateCache(settings.cache.max_bytes, settings.cache.events),
     )
     wakeups = Wakeups(bridge)

@@ -11,9 +11,11 @@ from mg.errors import DeadlineExceeded, MgError, StorageUnavailable
 
 # SQLSTATE classes and codes that mean "the database is (transiently) not there for us":
 # 08 connection exception, 53 insufficient resources, 57P0x shutdown / cannot connect now,
-# 40001 serialisation failure, 40P01 deadlock (both retryable: nothing was applied).
+# 40001 serialisation failure, 40P01 deadlock (both retryable: nothing was applied);
+# 25P03 idle-in-transaction timeout and 25P04 transaction timeout: Postgres ended a step's
+# session that outlived its deadline and margin (step_session.py), rolling it back.
 _TRANSIENT_CLASSES = ("08", "53", "58")
-_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01"}
+_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01", "25P03", "25P04"}
 _LOCK_TIMEOUT = "55P03"
 _QUERY_CANCELED = "57014"
 

@@ -104,3 +104,10 @@ def test_the_state_cache_has_a_budget_and_can_be_turned_off() -> None:
     assert from_mapping({}, environ={}).cache.max_bytes == 64 * 1024 * 1024
     off = from_mapping({"cache": {"max_bytes": 0, "events": 5}}, environ={}).cache
     assert (off.max_bytes, off.events) == (0, 5)
+
+
+def test_the_example_config_has_the_defaults_of_limits_and_the_step_margin() -> None:
+    settings = load(EXAMPLE, environ={})
+    defaults = from_mapping({}, environ={})
+    assert settings.limits == defaults.limits
+    assert settings.database.step_idle_margin == defaults.database.step_idle_margin == 5.0
