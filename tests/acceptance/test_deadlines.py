@@ -1,6 +1,7 @@
-"""Deadlines are deadlines (docs/architecture.md, "Deadlines and fairness"): a processor or
-modernizer that answers one byte at a time is cut at the step's deadline and its late answer is
-never committed.
+"""Deadlines are deadlines, and fairness (docs/architecture.md, "Deadlines and fairness"): a
+processor or modernizer that answers one byte at a time is cut at the step's deadline and its
+late answer is never committed; a slow namespace cannot take every step slot of the node; sink
+long-polls have a budget of their own.
 
 Timings are asserted with generous bounds only: each trickling answer would take far longer
 than any bound here if it were not cut.
@@ -127,6 +128,32 @@ async def test_a_trickling_answer_is_cut_at_the_deadline_and_not_committed(slow:
     assert [e["data"] for e in body(await slow.get("m1"))["history"]] == ["late"]
 
 
+async def test_a_slow_namespace_leaves_the_others_served(
+    slow: Api, processor: TrickleProcessor
+) -> None:
+    fast = Api(slow.http.base_url.__str__(), ns="fast")
+    try:
+        for index in range(6):
+            assert (await slow.start(f"s{index}")).status_code == 201
+        assert (await fast.start("f1")).status_code == 201
+        outcomes: list[int] = []
+
+        async def hog(machine_id: str) -> None:
+            response = await slow.call(machine_id, "trickle", headers={"x-request-timeout": "4000"})
+            outcomes.append(response.status_code)
+
+        async with trio.open_nursery() as nursery:
+            for index in range(6):
+                nursery.start_soon(hog, f"s{index}")
+            await trio.sleep(0.5)  # every slot namespace slow may hold is taken by now
+            served, elapsed = await timed(fast.call("f1", "quick"))
+            assert served.status_code == 200
+            assert elapsed < 2.5  # served at once, not after the hogs' 4 s deadline
+        assert outcomes == [504] * 6
+    finally:
+        await fast.aclose()
+
+
 async def test_a_trickling_timeout_step_is_not_committed_late(slow: Api) -> None:
     assert (await slow.start("timer1")).status_code == 201
     machine: dict[str, Any] = {}
@@ -150,3 +177,33 @@ async def test_a_trickling_modernizer_is_cut_at_the_deadline(slow: Api) -> None:
     assert 0.8 < elapsed < 4.0
     history = body(await slow.get("m1"))["history"]
     assert [(e["data"], e["format_version"]) for e in history] == [("late", None)]
+
+
+async def test_long_polls_have_their_own_budget(start_node: NodeStarter) -> None:
+    node: Node = await start_node(limits={"max_requests_in_flight": 2, "max_long_polls": 2})
+    async with httpx.AsyncClient(base_url=node.url, timeout=30, trust_env=False) as http:
+        machines = Api(node.url, ns="fast")
+        try:
+            assert (await machines.start("f1")).status_code == 201
+            polls: list[int] = []
+
+            async def poll() -> None:
+                response = await http.get("/v1/sinks/main/events?after=999999&wait=3")
+                polls.append(response.status_code)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(poll)
+                nursery.start_soon(poll)
+                await trio.sleep(1)  # both wait in the node now
+                refused = await http.get("/v1/sinks/main/events?after=999999&wait=3")
+                assert refused.status_code == 429
+                assert body(refused)["error"] == "overloaded"
+                # Steps keep their own budget: a call and a read go through at once.
+                called, elapsed = await timed(machines.call("f1", "quick"))
+                assert called.status_code == 200
+                assert elapsed < 2.5
+                assert (await machines.get("f1")).status_code == 200
+                assert (await http.get("/v1/sinks/main/events?after=0")).status_code == 200
+            assert polls == [200, 200]
+        finally:
+            await machines.aclose()
