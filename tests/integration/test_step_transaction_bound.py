@@ -54,3 +54,16 @@ async def test_a_stalled_step_is_rolled_back_by_postgres_and_frees_the_lock(
     found = await storage.get("n", "m1", NO_HISTORY)
     assert found is not None
     assert found.record.incarnation == again.new_incarnation
+
+
+async def test_a_step_told_to_hold_longer_keeps_its_transaction(storage: PostgresStorage) -> None:
+    # A timer whose handling timeout outlasts the step's deadline extends the bound first.
+    async with storage.step("n", "m1", Deadline.after(0.2)) as step:
+        loaded = await step.load(NO_HISTORY)
+        await step.hold_until(Deadline.after(3))
+        await trio.sleep(1.5)  # past 0.2 s + margin, within the extended bound
+        reply = Reply()
+        await step.commit(
+            rules.start("n", "m1", reply, utc_now(), None, loaded.new_incarnation), ()
+        )
+    assert await storage.get("n", "m1", NO_HISTORY) is not None
