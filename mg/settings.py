@@ -39,6 +39,9 @@ class Namespace:
     default_processing_timeout: float = 30.0
     timer_processing_timeout: float = 60.0
     sinks: tuple[str, ...] = ()
+    # Step slots this namespace may hold at once; None: the default share
+    # (``Settings.step_slots``).
+    max_steps_in_flight: int | None = None
     timer_retries: RetryPolicy = field(default_factory=RetryPolicy)
     notification_retries: RetryPolicy = field(default_factory=RetryPolicy)
     modernizer: Modernizer | None = None
@@ -58,6 +61,9 @@ class Database:
     pool_size: int = 32
     connect_timeout: float = 10.0
     commit_timeout: float = 5.0
+    # How much longer than its deadline a step's transaction may sit idle before Postgres
+    # ends its session (docs/architecture.md, "Deadlines and fairness").
+    step_idle_margin: float = 5.0
     embedded: Embedded = Embedded()
 
 
@@ -84,12 +90,15 @@ class Cache:
 class Limits:
     """Overload protection. Past any of these a client request gets ``429 overloaded`` with
     ``Retry-After`` and nothing is done: requests being handled by this node, client steps
-    waiting for one of the ``max_steps_in_flight`` slots, requests queued for one machine."""
+    waiting for one of the ``max_steps_in_flight`` slots, requests queued for one machine,
+    sink long-polls (``wait`` > 0) waiting at once; long-polls have their own budget and do not
+    count in ``max_requests_in_flight``."""
 
     max_steps_in_flight: int = 24
     max_waiting_steps: int = 256
     max_queue_per_machine: int = 64
     max_requests_in_flight: int = 1024
+    max_long_polls: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +175,16 @@ class Settings:
     sink_options: Mapping[str, Sink] = field(default_factory=dict)
     # Problems worth a line in the log that do not stop a node (``mg serve`` logs them).
     warnings: tuple[str, ...] = ()
+
+    def step_slots(self, ns: str) -> int:
+        """The step slots namespace ``ns`` may hold at once: its ``max_steps_in_flight``, else
+        half the node's (rounded up) when the node serves other namespaces too, so that one
+        namespace with a slow processor leaves the others at least the other half."""
+        total = self.limits.max_steps_in_flight
+        namespace = self.namespaces.get(ns)
+        if namespace is not None and namespace.max_steps_in_flight is not None:
+            return min(namespace.max_steps_in_flight, total)
+        return total if len(self.namespaces) <= 1 else (total + 1) // 2
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -328,6 +347,11 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         default_processing_timeout=table.duration("default_processing_timeout", 30.0),
         timer_processing_timeout=table.duration("timer_processing_timeout", 60.0),
         sinks=tuple(subscribed),
+        max_steps_in_flight=(
+            None
+            if table.get("max_steps_in_flight") is None
+            else table.integer("max_steps_in_flight", 1, minimum=1)
+        ),
         timer_retries=timer_retries,
         notification_retries=notification_retries,
         modernizer=modernizer,
@@ -438,6 +462,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         pool_size=db.integer("pool_size", 32, minimum=2),
         connect_timeout=db.duration("connect_timeout", 10.0),
         commit_timeout=db.duration("commit_timeout", 5.0),
+        step_idle_margin=db.duration("step_idle_margin", 5.0),
         embedded=embedded,
     )
     db.done()
@@ -448,6 +473,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         max_waiting_steps=limits_table.integer("max_waiting_steps", 256, minimum=0),
         max_queue_per_machine=limits_table.integer("max_queue_per_machine", 64, minimum=1),
         max_requests_in_flight=limits_table.integer("max_requests_in_flight", 1024, minimum=1),
+        max_long_polls=limits_table.integer("max_long_polls", 256, minimum=1),
     )
     limits_table.done()
 

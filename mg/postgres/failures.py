@@ -19,9 +19,11 @@ from mg.errors import DeadlineExceeded, MgError, StorageUnavailable
 
 # SQLSTATE classes and codes that mean "the database is (transiently) not there for us":
 # 08 connection exception, 53 insufficient resources, 57P0x shutdown / cannot connect now,
-# 40001 serialisation failure, 40P01 deadlock (both retryable: nothing was applied).
+# 40001 serialisation failure, 40P01 deadlock (both retryable: nothing was applied);
+# 25P03 idle-in-transaction timeout and 25P04 transaction timeout: Postgres ended a step's
+# session that outlived its deadline and margin (step_session.py), rolling it back.
 _TRANSIENT_CLASSES = ("08", "53", "58")
-_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01"}
+_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01", "25P03", "25P04"}
 _LOCK_TIMEOUT = "55P03"
 _QUERY_CANCELED = "57014"
 _CONFLICT_CODES = {"40001", "40P01"}
@@ -38,6 +40,8 @@ def _unavailable(error: BaseException, doing: str, state: str = "") -> StorageUn
         log.warning("storage unavailable while %s: %s: %s", doing, type(error).__name__, error)
     if state in _CONFLICT_CODES:
         words = "a conflict with a concurrent transaction"
+    elif state[:4] == "25P0":
+        words = "Postgres ended a transaction left idle too long"
     elif state[:2] == "53":
         words = "Postgres is short of resources"
     elif state[:2] == "58":
