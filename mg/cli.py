@@ -1,6 +1,6 @@
-"""The ``mg`` command: ``mg serve`` runs a node; ``mg migrate`` applies the schema; ``mg machines``
-works with machines on a running node; ``mg sink`` works with sinks (``tail``, ``verify``);
-``mg demo`` runs a short scenario on a throw-away node."""
+"""The ``mg`` command: ``mg serve`` runs a node (``--workers N``: in N processes); ``mg migrate``
+applies the schema; ``mg machines`` works with machines on a running node; ``mg sink`` works
+with sinks (``tail``, ``verify``); ``mg demo`` runs a short scenario on a throw-away node."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -20,8 +21,10 @@ from mg.commands.remote import run_remote
 from mg.demo import add_demo_command
 from mg.logs import configure_logging
 from mg.runtime import tune_garbage_collector
-from mg.settings import Settings, SettingsError, load
+from mg.settings import Settings, SettingsError, load, parse_workers
 from mg.sink_cli import CANNOT, add_sink_commands, run_sink_command
+from mg.workers.supervisor import Supervisor, worker_command
+from mg.workers.worker import Worker, stamp_logs
 
 log = logging.getLogger("mg")
 
@@ -99,20 +102,33 @@ def database_url(settings: Settings, *, beside_node: bool = False) -> Iterator[s
             server.stop()
 
 
-async def _serve(settings: Settings, url: str) -> None:
+async def _serve(settings: Settings, url: str, worker: Worker | None = None) -> None:
     from mg.node import running_node
 
     # Signals are received from the start, so that one during start-up or the drain is handled
     # here (a stop after start-up), never by the handler of ``_stop_on_signals``.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         # Serving starts before Postgres answers: /health/live is up, readiness follows.
-        async with running_node(settings, url, wait_ready=False) as node:
+        async with running_node(settings, url, wait_ready=False, worker=worker) as node:
             tune_garbage_collector()
-            log.info("mg is serving on %s", node.url)
-            async for signum in signals:
-                log.info("received %s; draining in-flight requests", signal.Signals(signum).name)
-                node.stop()
-                break
+            if worker is None:
+                log.info("mg is serving on %s", node.url)
+            else:
+                log.info("worker %d is serving", worker.index)
+            async with trio.open_nursery() as waiting:
+
+                async def on_signal() -> None:
+                    async for signum in signals:
+                        name = signal.Signals(signum).name
+                        log.info("received %s; draining in-flight requests", name)
+                        break
+                    waiting.cancel_scope.cancel()
+
+                waiting.start_soon(on_signal)
+                if worker is not None:
+                    await worker.until_orphaned()
+                    waiting.cancel_scope.cancel()
+            node.stop()
 
 
 async def _migrate(settings: Settings, url: str) -> None:
@@ -128,6 +144,14 @@ async def _migrate(settings: Settings, url: str) -> None:
         await bridge.close()
 
 
+def _worker(args: argparse.Namespace) -> Worker | None:
+    """This process's place among the workers, when a parent started it as one."""
+    index = getattr(args, "worker_index", None)
+    if index is None:
+        return None
+    return Worker(index, args.listen_fd, args.parent_fd, args.worker_dir)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     path: Path | None = args.config
     return load(path)
@@ -141,6 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
     sub = commands.choices["serve"]
     sub.add_argument("--log-format", choices=("json", "text"), help="override logging.format")
+    sub.add_argument(
+        "--workers", metavar="N", help='processes serving the port: N or "auto" (server.workers)'
+    )
+    # Given by the parent of workers to each worker (mg.workers), not by users.
+    for option in ("--worker-index", "--listen-fd", "--parent-fd"):
+        sub.add_argument(option, type=int, help=argparse.SUPPRESS)
+    sub.add_argument("--worker-dir", type=Path, help=argparse.SUPPRESS)
     add_machine_commands(commands)
     add_sink_commands(commands)
     add_demo_command(commands)
@@ -154,20 +185,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args)
     try:
         settings = _settings(args)
+        if getattr(args, "workers", None) is not None:
+            workers = parse_workers(args.workers, "--workers")
+            settings = replace(settings, server=replace(settings.server, workers=workers))
     except SettingsError as error:
         print(f"mg: bad configuration: {error}", file=sys.stderr)
         return 2
     configure_logging(
         getattr(args, "log_format", None) or settings.logging.format, settings.logging.level
     )
-    for warning in settings.warnings:
-        log.warning("%s", warning)
+    worker = _worker(args)
+    if worker is not None:
+        stamp_logs(worker.index)
+    elif args.command == "serve" and settings.server.workers > 1:
+        stamp_logs("parent")
+    if worker is None:  # the parent has said them already
+        for warning in settings.warnings:
+            log.warning("%s", warning)
     from mg.embedded.errors import EmbeddedPostgresError
 
     try:
         with _stop_on_signals(), database_url(settings, beside_node=args.command == "sink") as url:
-            if args.command == "serve":
-                trio.run(_serve, settings, url)
+            if args.command == "serve" and worker is None and settings.server.workers > 1:
+                command = worker_command(args.config, args.log_format)
+                supervisor = Supervisor(settings, url, command, settings.server.workers)
+                trio.run(supervisor.run)
+            elif args.command == "serve":
+                trio.run(_serve, settings, url, worker)
             elif args.command == "sink":
                 return int(trio.run(run_sink_command, settings, url, args))
             else:

@@ -38,6 +38,7 @@ from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.steps import Steps
 from mg.settings import Settings
 from mg.wiring import Parts, assemble
+from mg.workers.worker import Worker
 
 log = logging.getLogger("mg.node")
 
@@ -59,12 +60,16 @@ class Node:
         self.shutdown.set()
 
 
-def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornConfig:
+def hypercorn_config(
+    settings: Settings, port: int | None = None, listen_fd: int | None = None
+) -> HypercornConfig:
     config = HypercornConfig()
     # Through mg's own logging setup (JSON lines, level), not a second handler of hypercorn's.
     config.errorlog = logging.getLogger("hypercorn.error")
     bind_port = settings.server.port if port is None else port
     config.bind = [f"{settings.server.host}:{bind_port}"]
+    if listen_fd is not None:  # a worker: the socket its parent bound (mg.workers)
+        config.bind = [f"fd://{listen_fd}"]
     config.graceful_timeout = settings.server.graceful_timeout
     config.accesslog = None
     config.keep_alive_timeout = 75
@@ -123,12 +128,14 @@ async def running_node(
     port: int | None = None,
     observer: Observer = ignore,
     wait_ready: bool = True,
+    worker: Worker | None = None,
 ) -> AsyncIterator[Node]:
     """Start a node on ``database_url``; it stops when the block ends or ``stop()`` is called.
 
     ``port=0`` binds a free port (tests); the node's ``url`` says which. ``observer`` receives
     the facts the node reports. With ``wait_ready`` the block starts once the database is
     reachable and migrated; without, as soon as HTTP is up (``node.ready`` tells the rest).
+    A ``worker`` serves on its parent's socket and answers ``/metrics`` for all workers.
     """
     # No connection at open (min_size 0): a node starts even while Postgres is away.
     bridge = make_bridge(
@@ -140,14 +147,22 @@ async def running_node(
     )
     await bridge.open()
     ready = trio.Event()
-    parts = assemble(settings, bridge, observer, ready)
+    exposition = None if worker is None else worker.exposition()
+    gather = None if exposition is None else exposition.gather
+    parts = assemble(settings, bridge, observer, ready, gather)
     shutdown = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             # Long-polls answer at once when the node stops, instead of holding up the drain.
             nursery.start_soon(parts.sink_reader.close_when, shutdown)
+            if exposition is not None:
+                exposition.attach(parts.metrics.render)
+                await nursery.start(exposition.serve)
             http_done = trio.Event()
-            binds = await nursery.start(_serve_http, parts, settings, port, shutdown, http_done)
+            listen_fd = None if worker is None else worker.listen_fd
+            binds = await nursery.start(
+                _serve_http, parts, settings, port, shutdown, http_done, listen_fd
+            )
             await nursery.start(_background, parts, bridge, ready)
             node = Node(
                 url=binds[0],
@@ -179,13 +194,14 @@ async def _serve_http(
     port: int | None,
     shutdown: trio.Event,
     done: trio.Event,
+    listen_fd: int | None = None,
     *,
     task_status: trio.TaskStatus[list[str]],
 ) -> None:
     try:
         await serve(
             parts.app,
-            hypercorn_config(settings, port),
+            hypercorn_config(settings, port, listen_fd),
             shutdown_trigger=shutdown.wait,
             task_status=task_status,
         )

@@ -76,6 +76,8 @@ class Server:
     certfile: str | None = None
     keyfile: str | None = None
     ca_certs: str | None = None
+    # Processes serving the port (``mg.workers``); 1: this process serves, no parent.
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +443,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         certfile=server_table.string("certfile", None),
         keyfile=server_table.string("keyfile", None),
         ca_certs=server_table.string("ca_certs", None),
+        workers=parse_workers(server_table.get("workers", 1), "server.workers"),
     )
     server_table.done()
     if (server.certfile is None) != (server.keyfile is None):
@@ -528,6 +531,22 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         sinks=sinks,
         sink_options=sink_options,
     )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the host's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def parse_workers(value: Any, where: str) -> int:
+    """``server.workers`` or ``--workers``: an integer >= 1, or ``"auto"`` (the usable cores)."""
+    if value == "auto":
+        return usable_cores()
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(f'{where} must be an integer >= 1 or "auto"')
+    return value
 
 
 def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,14 +96,22 @@ class Parts:
     app: App
     processor: HttpProcessor
     modernizer: HttpModernizer
+    metrics: Metrics
 
     async def aclose(self) -> None:
         await self.processor.aclose()
         await self.modernizer.aclose()
 
 
-def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio.Event) -> Parts:
-    """Every part of a node; client requests are answered 503 until ``ready`` is set."""
+def assemble(
+    settings: Settings,
+    bridge: Bridge,
+    observer: Observer,
+    ready: trio.Event,
+    exposition: Callable[[], Awaitable[bytes]] | None = None,
+) -> Parts:
+    """Every part of a node; client requests are answered 503 until ``ready`` is set.
+    ``exposition`` answers ``/metrics`` instead of this node's own series (workers)."""
     storage = PostgresStorage(
         bridge,
         commit_timeout=settings.database.commit_timeout,
@@ -150,7 +159,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         service,
         max_body_bytes=settings.server.max_body_bytes,
         sinks=sink_reader,
-        operator=Operator(metrics, Health(bridge)),
+        operator=Operator(metrics, Health(bridge), exposition),
         auth=settings.auth,
         max_requests_in_flight=settings.limits.max_requests_in_flight,
         max_long_polls=settings.limits.max_long_polls,
@@ -176,4 +185,5 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         app=app,
         processor=processor,
         modernizer=modernizer,
+        metrics=metrics,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from quart import Response, request
@@ -33,6 +33,8 @@ def mark_route(name: str) -> None:
 class Operator:
     metrics: Metrics
     health: Health
+    # The whole node's series when it is made of workers (``mg.workers.exposition``).
+    exposition: Callable[[], Awaitable[bytes]] | None = field(default=None)
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -48,7 +50,11 @@ def add_operator_routes(app: QuartTrio, operator: Operator) -> None:
     openapi = json.dumps(document(), separators=(",", ":")).encode()
 
     async def metrics() -> Response:
-        response = Response(operator.metrics.render(), status=200, content_type=CONTENT_TYPE)
+        if operator.exposition is None:
+            body = operator.metrics.render()
+        else:
+            body = await operator.exposition()
+        response = Response(body, status=200, content_type=CONTENT_TYPE)
         response.headers["X-Request-Id"] = requests.request_id(None)
         return response
 
