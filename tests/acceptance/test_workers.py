@@ -160,3 +160,18 @@ async def test_a_killed_worker_is_restarted_and_sigterm_stops_all_and_the_embedd
     assert not any(alive(pid) for pid in after.values())
     assert not Path(f"/proc/{postmaster}").exists()
     assert any(m == "every worker has exited" for m in node.messages())
+
+
+async def test_workers_stop_when_their_parent_is_killed(
+    reachable_dir: Path, database_url: str, processor: FakeProcessor
+) -> None:
+    node = NodeProcess(config(reachable_dir, processor), env={"MG_DATABASE_URL": database_url})
+    async with trio.open_nursery() as nursery:
+        await node.start(nursery)
+        pids = worker_pids(node)
+        node.kill()
+        await node.wait()
+        with trio.fail_after(20):
+            while any(alive(pid) for pid in pids.values()):
+                await trio.sleep(0.1)
+    assert any("the parent process is gone" in m for m in node.messages())
