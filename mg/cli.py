@@ -135,13 +135,31 @@ async def _migrate(settings: Settings, url: str) -> None:
     from mg.postgres.bridge.factory import make_bridge
     from mg.postgres.migrations import migrate
 
-    bridge = make_bridge(settings.database.bridge, url, min_size=1, max_size=2, connect_timeout=10)
-    await bridge.open()
-    try:
-        applied = await migrate(bridge)
-        print(f"applied migrations: {applied}" if applied else "the schema is up to date")
-    finally:
-        await bridge.close()
+    placements = settings.placements()
+    for placement in placements:  # every database named in the configuration
+        bridge = make_bridge(
+            settings.database.bridge,
+            placement.url or url,
+            min_size=1,
+            max_size=2,
+            connect_timeout=10,
+        )
+        await bridge.open()
+        try:
+            applied = await migrate(bridge)
+        finally:
+            await bridge.close()
+        which = f"database {placement.name}: " if len(placements) > 1 else ""
+        print(which + (f"applied migrations: {applied}" if applied else "the schema is up to date"))
+
+
+def _sink_database(settings: Settings, args: argparse.Namespace, default_url: str) -> str:
+    """A sink command works on the database the sink lives in."""
+    sink = getattr(args, "sink", None)
+    for placement in settings.placements():
+        if sink in placement.sinks and placement.url is not None:
+            return placement.url
+    return default_url
 
 
 def _worker(args: argparse.Namespace) -> Worker | None:
@@ -213,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "serve":
                 trio.run(_serve, settings, url, worker)
             elif args.command == "sink":
-                return int(trio.run(run_sink_command, settings, url, args))
+                sink_url = _sink_database(settings, args, url)
+                return int(trio.run(run_sink_command, settings, sink_url, args))
             else:
                 trio.run(_migrate, settings, url)
     except Interrupted as signum:

@@ -26,6 +26,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from mg.core.facts import Observer, ignore
+from mg.databases.unit import Database, pool_size
 from mg.errors import MgError
 from mg.loops.claims import ClaimLoop
 from mg.postgres.bridge.factory import make_bridge
@@ -83,8 +84,9 @@ def hypercorn_config(
     return config
 
 
-async def _until_migrated(bridge: Bridge) -> None:
+async def _until_migrated(bridge: Bridge, name: str = "") -> None:
     """Migrate, retrying with back-off while Postgres does not answer."""
+    which = f" (database {name})" if name else ""
     backoff = 0.2
     while True:
         try:
@@ -94,30 +96,45 @@ async def _until_migrated(bridge: Bridge) -> None:
         except Exception as error:
             if translate(error, doing="migrating") is None and not isinstance(error, MgError):
                 raise
-            log.warning("waiting for Postgres (%s); retrying in %.1fs", error, backoff)
+            log.warning("waiting for Postgres%s (%s); retrying in %.1fs", which, error, backoff)
             await trio.sleep(backoff * (1 + random.random() / 2))
             backoff = min(backoff * 2, 10.0)
             continue
         if applied:
-            log.info("applied migrations %s", applied)
+            log.info("applied migrations %s%s", applied, which)
         return
 
 
 async def _background(
-    parts: Parts, bridge: Bridge, ready: trio.Event, *, task_status: trio.TaskStatus[None]
+    parts: Parts, ready: trio.Event, *, task_status: trio.TaskStatus[None]
 ) -> None:
-    """Wait for the database, then run everything that needs it."""
+    """Wait for each database, then run everything that needs it; the node is ready once every
+    database is (each database's namespaces are served as soon as it is)."""
     task_status.started()
-    await _until_migrated(bridge)
     async with trio.open_nursery() as nursery:
-        await nursery.start(parts.wakeups.run)
-        await nursery.start(parts.sampler.run)
-        for sequencer in parts.sequencers:
-            await nursery.start(sequencer.run)
-        await nursery.start(parts.timer_loop.run)
-        await nursery.start(parts.notification_loop.run)
+        for database in parts.databases:
+            nursery.start_soon(_run_database, database, len(parts.databases) > 1)
+        for database in parts.databases:
+            await database.ready.wait()
         ready.set()
         log.info("the node is ready")
+
+
+async def _run_database(database: Database, named: bool) -> None:
+    await _until_migrated(database.bridge, database.name if named else "")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(database.wakeups.run)
+        assert database.sampler is not None
+        await nursery.start(database.sampler.run)
+        for sequencer in database.sequencers:
+            await nursery.start(sequencer.run)
+        assert database.timer_loop is not None
+        assert database.notification_loop is not None
+        await nursery.start(database.timer_loop.run)
+        await nursery.start(database.notification_loop.run)
+        database.ready.set()
+        if named:
+            log.info("database %s is ready", database.name)
 
 
 @asynccontextmanager
@@ -137,19 +154,14 @@ async def running_node(
     reachable and migrated; without, as soon as HTTP is up (``node.ready`` tells the rest).
     A ``worker`` serves on its parent's socket and answers ``/metrics`` for all workers.
     """
-    # No connection at open (min_size 0): a node starts even while Postgres is away.
-    bridge = make_bridge(
-        settings.database.bridge,
-        database_url,
-        min_size=0,
-        max_size=settings.database.pool_size,
-        connect_timeout=settings.database.connect_timeout,
-    )
-    await bridge.open()
+    bridges = await _open_bridges(settings, database_url)
     ready = trio.Event()
     exposition = None if worker is None else worker.exposition()
     gather = None if exposition is None else exposition.gather
-    parts = assemble(settings, bridge, observer, ready, gather)
+    # Client requests are served once a database is ready (the others answer 503 until theirs
+    # is); the node is ready when all are.
+    serving = ready if len(bridges) == 1 else trio.Event()
+    parts = assemble(settings, bridges, observer, serving, gather)
     shutdown = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
@@ -163,7 +175,9 @@ async def running_node(
             binds = await nursery.start(
                 _serve_http, parts, settings, port, shutdown, http_done, listen_fd
             )
-            await nursery.start(_background, parts, bridge, ready)
+            await nursery.start(_background, parts, ready)
+            if serving is not ready:
+                nursery.start_soon(_serve_when_any, parts, serving)
             node = Node(
                 url=binds[0],
                 service=parts.service,
@@ -185,7 +199,43 @@ async def running_node(
     finally:
         with trio.CancelScope(shield=True):
             await parts.aclose()
-            await bridge.close()
+            for bridge in bridges.values():
+                await bridge.close()
+
+
+async def _open_bridges(settings: Settings, default_url: str) -> dict[str, Bridge]:
+    """A pool per database, sized by its namespaces. No connection at open (min_size 0): a
+    node starts even while a Postgres is away."""
+    bridges: dict[str, Bridge] = {}
+    placements = settings.placements()
+    loops = settings.timers.concurrency + settings.notifications.concurrency
+    for placement in placements:
+        slots = sum(settings.step_slots(ns) for ns in placement.namespaces)
+        size = settings.database.pool_size
+        if len(placements) > 1:
+            size = pool_size(size, min(slots, settings.limits.max_steps_in_flight), loops)
+        bridge = make_bridge(
+            settings.database.bridge,
+            placement.url or default_url,
+            min_size=0,
+            max_size=size,
+            connect_timeout=settings.database.connect_timeout,
+        )
+        await bridge.open()
+        bridges[placement.name] = bridge
+    return bridges
+
+
+async def _serve_when_any(parts: Parts, serving: trio.Event) -> None:
+    async with trio.open_nursery() as nursery:
+        for database in parts.databases:
+
+            async def set_when(database: Database = database) -> None:
+                await database.ready.wait()
+                serving.set()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(set_when)
 
 
 async def _serve_http(
@@ -214,12 +264,18 @@ async def _drain(
 ) -> None:
     """Stop taking work and let the work in flight finish, within the graceful timeout."""
     shutdown.set()
-    parts.timer_loop.stop()
-    parts.notification_loop.stop()
+    loops = [
+        loop
+        for database in parts.databases
+        for loop in (database.timer_loop, database.notification_loop)
+        if loop is not None
+    ]
+    for loop in loops:
+        loop.stop()
     with trio.move_on_after(settings.server.graceful_timeout) as limit:
         await http_done.wait()
-        await parts.timer_loop.drained.wait()
-        await parts.notification_loop.drained.wait()
+        for loop in loops:
+            await loop.drained.wait()
     if limit.cancelled_caught:
         log.warning(
             "work still in flight after %.1fs; cancelling it", settings.server.graceful_timeout

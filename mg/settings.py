@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from mg.core.clock import parse_duration
 from mg.core.retry import RetryPolicy
+from mg.placement import Placement, place
 
 
 class SettingsError(ValueError):
@@ -45,6 +46,8 @@ class Namespace:
     timer_retries: RetryPolicy = field(default_factory=RetryPolicy)
     notification_retries: RetryPolicy = field(default_factory=RetryPolicy)
     modernizer: Modernizer | None = None
+    # ``[namespaces.X] database.url``; None: the default database (``[database] url``).
+    database_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,14 @@ class Settings:
     sink_options: Mapping[str, Sink] = field(default_factory=dict)
     # Problems worth a line in the log that do not stop a node (``mg serve`` logs them).
     warnings: tuple[str, ...] = ()
+    # The databases, the default one first (``placements()``); empty: only the default.
+    databases: tuple[Placement, ...] = ()
+
+    def placements(self) -> tuple[Placement, ...]:
+        """Every database of the node with its namespaces and sinks, the default first."""
+        if self.databases:
+            return self.databases
+        return (Placement("default", None, tuple(self.namespaces), self.sinks),)
 
     def step_slots(self, ns: str) -> int:
         """The step slots namespace ``ns`` may hold at once: its ``max_steps_in_flight``, else
@@ -333,6 +344,9 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
     for sink in subscribed:
         if sink not in sinks:
             raise SettingsError(f"{table.key('sinks')} names {sink!r}, which has no [sinks.{sink}]")
+    database = table.table("database")
+    database_url = database.string("url", None) or None
+    database.done()
     modernizer: Modernizer | None = None
     if table.get("modernizer") is not None:
         mod = table.table("modernizer")
@@ -357,6 +371,7 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         timer_retries=timer_retries,
         notification_retries=notification_retries,
         modernizer=modernizer,
+        database_url=database_url,
     )
     table.done()
     return namespace
@@ -517,6 +532,14 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
 
     auth = _auth(root.table("auth"), namespaces, sinks, environ)
     root.done()
+    try:
+        databases = place(
+            database.url,
+            {name: (ns.database_url, ns.sinks) for name, ns in namespaces.items()},
+            sinks,
+        )
+    except ValueError as error:
+        raise SettingsError(str(error)) from error
     return Settings(
         server=server,
         database=database,
@@ -530,6 +553,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         namespaces=namespaces,
         sinks=sinks,
         sink_options=sink_options,
+        databases=databases if len(databases) > 1 else (),
     )
 
 
@@ -582,6 +606,11 @@ def _inline_secrets(data: Mapping[str, Any]) -> list[str]:
         found.append("an inline auth token")
     database = data.get("database")
     url = database.get("url") if isinstance(database, dict) else None
-    if isinstance(url, str) and urlsplit(url).password:
+    urls = [url]
+    namespaces = data.get("namespaces")
+    for table in namespaces.values() if isinstance(namespaces, dict) else ():
+        database = table.get("database") if isinstance(table, dict) else None
+        urls.append(database.get("url") if isinstance(database, dict) else None)
+    if any(isinstance(url, str) and urlsplit(url).password for url in urls):
         found.append("a database password")
     return found

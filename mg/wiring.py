@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +22,15 @@ from mg.api.app import App, create_app
 from mg.api.operator import Operator
 from mg.core.facts import Observer
 from mg.core.sink import sequencer_topic
+from mg.databases.routing import (
+    RoutedHealth,
+    RoutedNudges,
+    RoutedSinkLog,
+    RoutedStorage,
+    RoutedWakeups,
+    Routes,
+)
+from mg.databases.unit import Database
 from mg.loops.claims import ClaimLoop
 from mg.observability.cache_metrics import StateCacheCollector
 from mg.observability.fact_log import log_fact
@@ -55,13 +64,13 @@ class LoopNudges:
         self.timer_loop: ClaimLoop[TimerClaim] | None = None
         self.sequencers: dict[str, Sequencer] = {}
 
-    def timer_scheduled(self, at: datetime) -> None:
+    def timer_scheduled(self, ns: str, at: datetime) -> None:
         loop = self.timer_loop
         # A loop asleep until before ``at`` will find the timer anyway when it wakes.
         if loop is None or loop.sleeping_until is None or at < loop.sleeping_until:
             self._wakeups.poke(TIMERS)
 
-    def notification_queued(self) -> None:
+    def notification_queued(self, ns: str) -> None:
         self._wakeups.poke(NOTIFICATIONS)
 
     def events_written(self, sinks: tuple[str, ...]) -> None:
@@ -82,21 +91,34 @@ def node_identity() -> str:
 
 @dataclass
 class Parts:
-    """Everything a node runs, assembled and not yet started."""
+    """Everything a node runs, assembled and not yet started: the parts shared by the whole
+    node, and per database its storage and loops (``databases``, the default first)."""
 
-    storage: PostgresStorage
-    wakeups: Wakeups
+    databases: tuple[Database, ...]
+    storage: RoutedStorage
     steps: Steps
     service: MachineService
-    timer_loop: ClaimLoop[TimerClaim]
-    notification_loop: ClaimLoop[NotificationClaim]
-    sequencers: tuple[Sequencer, ...]
     sink_reader: SinkReader
-    sampler: Sampler
     app: App
     processor: HttpProcessor
     modernizer: HttpModernizer
     metrics: Metrics
+
+    @property
+    def timer_loop(self) -> ClaimLoop[TimerClaim]:
+        loop = self.databases[0].timer_loop
+        assert loop is not None
+        return loop
+
+    @property
+    def notification_loop(self) -> ClaimLoop[NotificationClaim]:
+        loop = self.databases[0].notification_loop
+        assert loop is not None
+        return loop
+
+    @property
+    def sequencers(self) -> tuple[Sequencer, ...]:
+        return tuple(s for database in self.databases for s in database.sequencers)
 
     async def aclose(self) -> None:
         await self.processor.aclose()
@@ -105,32 +127,85 @@ class Parts:
 
 def assemble(
     settings: Settings,
-    bridge: Bridge,
+    bridges: Mapping[str, Bridge],
     observer: Observer,
     ready: trio.Event,
     exposition: Callable[[], Awaitable[bytes]] | None = None,
 ) -> Parts:
-    """Every part of a node; client requests are answered 503 until ``ready`` is set.
-    ``exposition`` answers ``/metrics`` instead of this node's own series (workers)."""
-    storage = PostgresStorage(
-        bridge,
-        commit_timeout=settings.database.commit_timeout,
-        step_idle_margin=settings.database.step_idle_margin,
-        cache=StateCache(settings.cache.max_bytes, settings.cache.events),
-    )
-    wakeups = Wakeups(bridge)
-    nudges = LoopNudges(wakeups)
+    """Every part of a node over ``bridges`` (by database name, ``Settings.placements``);
+    client requests are answered 503 until ``ready`` is set, and those of a database until
+    it is ready. ``exposition`` answers ``/metrics`` instead of this node's own series."""
+    cache = StateCache(settings.cache.max_bytes, settings.cache.events)
+    databases = []
+    for placement in settings.placements():
+        bridge = bridges[placement.name]
+        wakeups = Wakeups(bridge)
+        storage = PostgresStorage(
+            bridge,
+            commit_timeout=settings.database.commit_timeout,
+            step_idle_margin=settings.database.step_idle_margin,
+            cache=cache,
+        )
+        databases.append(
+            Database(
+                placement,
+                bridge,
+                storage,
+                wakeups,
+                LoopNudges(wakeups),
+                PostgresSinks(bridge),
+                Health(bridge),
+            )
+        )
+    routes = Routes(databases)
     metrics = Metrics(settings.namespaces, settings.sinks)
     # Facts go to the metrics, the log, and whoever started the node (tests).
     observer = fan_out(metrics.observe, log_fact, observer)
     processor = HttpProcessor(settings.namespaces)
     modernizer = HttpModernizer(settings.namespaces)
-    steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
-    metrics.watch(steps.activity, lambda: bridge.pool_stats)
-    metrics.registry.register(StateCacheCollector(storage.cache))
+    routed = RoutedStorage(routes, cache)
+    steps = Steps(settings, routed, processor, observer=observer, nudges=RoutedNudges(routes))
+    metrics.watch(steps.activity, routes.pool_stats)
+    metrics.registry.register(StateCacheCollector(cache))
     service = MachineService(steps, modernizer=modernizer)
     signals = Signals(steps)
     owner = node_identity()
+    for database in databases:
+        _add_loops(settings, database, signals, owner, metrics, observer)
+    sink_reader = SinkReader(settings, RoutedSinkLog(routes), RoutedWakeups(routes))
+    app = create_app(
+        service,
+        max_body_bytes=settings.server.max_body_bytes,
+        sinks=sink_reader,
+        operator=Operator(metrics, RoutedHealth(routes), exposition),
+        auth=settings.auth,
+        max_requests_in_flight=settings.limits.max_requests_in_flight,
+        max_long_polls=settings.limits.max_long_polls,
+        ready=ready,
+    )
+    return Parts(
+        databases=tuple(databases),
+        storage=routed,
+        steps=steps,
+        service=service,
+        sink_reader=sink_reader,
+        app=app,
+        processor=processor,
+        modernizer=modernizer,
+        metrics=metrics,
+    )
+
+
+def _add_loops(
+    settings: Settings,
+    database: Database,
+    signals: Signals,
+    owner: str,
+    metrics: Metrics,
+    observer: Observer,
+) -> None:
+    """The timer and notification loops, sink sequencers and gauge sampler of one database."""
+    storage, wakeups, bridge = database.storage, database.wakeups, database.bridge
     timer_loop: ClaimLoop[TimerClaim] = ClaimLoop(
         TIMERS,
         lambda now, limit: storage.claim_timers(now, limit, owner, settings.timers.lease),
@@ -139,7 +214,6 @@ def assemble(
         wakeups,
         settings.timers,
     )
-    nudges.timer_loop = timer_loop
     notification_loop: ClaimLoop[NotificationClaim] = ClaimLoop(
         NOTIFICATIONS,
         lambda now, limit: storage.claim_notifications(now, limit, settings.notifications.lease),
@@ -150,40 +224,20 @@ def assemble(
         rearm_after_each=True,
     )
     sequencers = tuple(
-        Sequencer(bridge, wakeups, options, observer=observer)
-        for options in settings.sink_options.values()
+        Sequencer(bridge, wakeups, settings.sink_options[sink], observer=observer)
+        for sink in database.placement.sinks
     )
+    nudges = database.nudges
+    assert isinstance(nudges, LoopNudges)
+    nudges.timer_loop = timer_loop
     nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
-    sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
-    app = create_app(
-        service,
-        max_body_bytes=settings.server.max_body_bytes,
-        sinks=sink_reader,
-        operator=Operator(metrics, Health(bridge), exposition),
-        auth=settings.auth,
-        max_requests_in_flight=settings.limits.max_requests_in_flight,
-        max_long_polls=settings.limits.max_long_polls,
-        ready=ready,
-    )
-    sampler = Sampler(
+    database.timer_loop = timer_loop
+    database.notification_loop = notification_loop
+    database.sequencers = sequencers
+    database.sampler = Sampler(
         PostgresGauges(bridge),
         metrics,
         interval=settings.metrics.sample_interval,
-        namespaces=settings.namespaces,
-        sinks=settings.sinks,
-    )
-    return Parts(
-        storage=storage,
-        wakeups=wakeups,
-        steps=steps,
-        service=service,
-        timer_loop=timer_loop,
-        notification_loop=notification_loop,
-        sequencers=sequencers,
-        sink_reader=sink_reader,
-        sampler=sampler,
-        app=app,
-        processor=processor,
-        modernizer=modernizer,
-        metrics=metrics,
+        namespaces=database.placement.namespaces,
+        sinks=database.placement.sinks,
     )

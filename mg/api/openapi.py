@@ -461,7 +461,12 @@ def _other_paths() -> dict[str, Schema]:
     text: Schema = {"text/plain": {"schema": {"type": "string"}}}
     status: Schema = {
         "type": "object",
-        "properties": {"status": {"type": "string"}, "message": {"type": "string"}},
+        "properties": {
+            "status": {"type": "string"},
+            "message": {"type": "string"},
+            # Nodes with several databases: each database's name and state.
+            "databases": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
         "required": ["status"],
     }
     operator_ok = {"X-Request-Id": _REQUEST_ID_HEADER}

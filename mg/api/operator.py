@@ -7,15 +7,20 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from quart import Response, request
 from quart_trio import QuartTrio
 
 from mg.api import requests
 from mg.api.openapi import document
-from mg.observability.health import Health
+from mg.observability.health import Readiness
 from mg.observability.metrics import CONTENT_TYPE, Metrics
+
+
+class Ready(Protocol):
+    async def readiness(self) -> Readiness: ...
+
 
 ROUTE_KEY = "mg.route"
 """Where the route's name is left in the ASGI scope, for the HTTP metrics."""
@@ -32,7 +37,7 @@ def mark_route(name: str) -> None:
 @dataclass(frozen=True, slots=True)
 class Operator:
     metrics: Metrics
-    health: Health
+    health: Ready
     # The whole node's series when it is made of workers (``mg.workers.exposition``).
     exposition: Callable[[], Awaitable[bytes]] | None = field(default=None)
 
@@ -63,9 +68,10 @@ def add_operator_routes(app: QuartTrio, operator: Operator) -> None:
 
     async def ready() -> Response:
         found = await operator.health.readiness()
+        each = {} if found.databases is None else {"databases": dict(found.databases)}
         if found.ready:
-            return _json(200, {"status": "ready", "message": found.reason})
-        return _json(503, {"error": "unavailable", "message": found.reason})
+            return _json(200, {"status": "ready", "message": found.reason, **each})
+        return _json(503, {"error": "unavailable", "message": found.reason, **each})
 
     async def openapi_document() -> Response:
         return _json(200, openapi)

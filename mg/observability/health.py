@@ -13,6 +13,7 @@ once per change of cause.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import trio
@@ -29,6 +30,8 @@ NOT_MIGRATED = "the database schema is not migrated to this mg's version"
 class Readiness:
     ready: bool
     reason: str
+    # With several databases: each one's name and state ("ready" or what is wrong).
+    databases: Mapping[str, str] | None = None
 
 
 class Health:

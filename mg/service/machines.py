@@ -122,7 +122,7 @@ class MachineService:
         )
         if found is None:
             raise MachineNotFound(f"{ref.describe()} does not exist")
-        self._steps.nudges.notification_queued()
+        self._steps.nudges.notification_queued(ns)
         return found
 
     # --- steps -----------------------------------------------------------------------------

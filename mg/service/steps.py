@@ -53,10 +53,10 @@ class Activity:
 class NoNudges:
     """Nudges for a node without background loops (and for tests of the service alone)."""
 
-    def timer_scheduled(self, at: datetime) -> None:
+    def timer_scheduled(self, ns: str, at: datetime) -> None:
         pass
 
-    def notification_queued(self) -> None:
+    def notification_queued(self, ns: str) -> None:
         pass
 
     def events_written(self, sinks: tuple[str, ...]) -> None:
@@ -150,9 +150,9 @@ class Steps:
         await step.commit(transition, sinks)
         wake_at = transition.record.wake_at
         if wake_at is not None and not transition.remove:
-            self.nudges.timer_scheduled(wake_at)
+            self.nudges.timer_scheduled(transition.record.ns, wake_at)
         if transition.resume_notifications:
-            self.nudges.notification_queued()
+            self.nudges.notification_queued(transition.record.ns)
         if transition.events and sinks:
             self.nudges.events_written(sinks)
 
