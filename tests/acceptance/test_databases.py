@@ -20,7 +20,7 @@ from mg.settings import from_mapping
 from tests.support.api import Api
 from tests.support.cli import environment, mg_process
 from tests.support.processes import write_config
-from tests.support.processor import FakeProcessor
+from tests.support.processor import Answer, FakeProcessor, Seen
 
 
 def free_port() -> int:
@@ -168,3 +168,31 @@ async def test_a_database_away_takes_only_its_own_namespaces_down(
         ran = await mg_process("sink", "verify", sink, "--config", str(path), env=env)
         assert ran.code == 0, ran.out + ran.err
         assert "intact" in ran.out
+
+
+async def test_timers_and_notifications_run_on_each_database(
+    database_url: str, processor: FakeProcessor, second: EmbeddedPostgres
+) -> None:
+    async def behaviour(seen: Seen) -> Answer:
+        if seen.kind == "init":
+            return Answer(
+                body={"events": [{"data": "init"}], "action": {"timer": {"set": {"timeout": 0.3}}}}
+            )
+        return Answer(body={"events": [{"data": seen.kind}]})
+
+    processor.behaviour = behaviour
+    await trio.to_thread.run_sync(second.start)
+    settings = from_mapping(config(processor, second.url()), environ={})
+    async with running_node(settings, database_url, port=0) as node:
+        for ns in ("near", "far"):
+            api = Api(node.url, ns=ns)
+            assert (await api.start("t", None)).status_code == 201
+            notified = await api.post(api.machine_path("t") + "/notify", {"args": "hello"})
+            assert notified.status_code == 202, notified.text
+            with trio.fail_after(15):
+                while True:
+                    history = [e["data"] for e in (await api.get("t")).json()["history"]]
+                    if {"timeout", "notification"} <= set(history):
+                        break
+                    await trio.sleep(0.05)
+            await api.aclose()
