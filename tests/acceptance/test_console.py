@@ -1,0 +1,524 @@
+"""The operator console over plain HTTP (PROTOCOL section 9): every page's status codes,
+auth with the API's tokens, CSRF refusal, escaping, paging bounds and the actions, on a real
+node with a real processor over HTTP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+import trio
+
+from mg.node import Node, running_node
+from mg.settings import from_mapping
+from tests.support.api import Api, body
+from tests.support.cluster import NodeFactory
+from tests.support.console import console_client, csrf_in, post_form
+from tests.support.processor import Answer, FakeProcessor, Seen, echo
+
+SINK = {"sinks": ["main"], "sinks_config": {"main": {}}}
+SCRIPT = "<script>alert('pwned')</script>"
+
+
+@pytest.fixture
+async def node(nodes: NodeFactory) -> Node:
+    found: Node = await nodes(**SINK)
+    return found
+
+
+@pytest.fixture
+async def ui(node: Node) -> AsyncIterator[httpx.AsyncClient]:
+    async with console_client(node.url) as client:
+        yield client
+
+
+def fail_calls(processor: FakeProcessor) -> None:
+    async def behaviour(seen: Seen) -> Answer:
+        if seen.kind == "call":
+            return Answer(status=500, raw=b"card declined by the bank", media="text/plain")
+        if seen.kind == "repair":
+            return Answer(body={"response": "fixed", "events": [{"data": "repaired"}]})
+        return await echo(seen)
+
+    processor.behaviour = behaviour
+
+
+async def failed_machine(api: Api, processor: FakeProcessor, machine_id: str) -> None:
+    fail_calls(processor)
+    assert (await api.start(machine_id, {"order": machine_id})).status_code == 201
+    assert (await api.call(machine_id, "pay")).status_code == 409
+
+
+async def test_every_page_answers_200(api: Api, ui: httpx.AsyncClient) -> None:
+    assert (await api.start("m1", {"n": 1})).status_code == 201
+    for path in (
+        "/ui/",
+        "/ui/namespaces/test/machines",
+        "/ui/namespaces/test/machines?status=sleeping&limit=5",
+        "/ui/namespaces/test/machines/m1",
+        "/ui/namespaces/test/machines/m1?after=0&limit=1&direction=forward",
+        "/ui/sinks/main",
+        "/ui/sinks/main?from=1&to=1",
+        "/ui/login",
+        "/ui/static/console.css",
+        "/ui/static/console.js",
+    ):
+        answer = await ui.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+    assert (await ui.get("/ui")).headers["location"] == "/ui/"
+    opened = await ui.get("/ui/namespaces/test/machines", params={"id": "m1"})
+    assert opened.status_code == 303
+    assert opened.headers["location"] == "/ui/namespaces/test/machines/m1"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "words"),
+    [
+        ("/ui/namespaces/nope/machines", 404, "namespace"),
+        ("/ui/namespaces/test/machines/ghost", 404, "does not exist"),
+        ("/ui/sinks/nope", 404, "not configured"),
+        ("/ui/no/such/page", 404, "no such page"),
+        ("/ui/static/secret.py", 404, "no static file"),
+        ("/ui/namespaces/test/machines?status=bogus", 400, "status must be one of"),
+        ("/ui/namespaces/test/machines?limit=0", 400, "limit must be between"),
+        ("/ui/namespaces/test/machines?limit=201", 400, "limit must be between"),
+        ("/ui/namespaces/test/machines?cursor=%21%21", 400, "cursor"),
+        ("/ui/namespaces/test/machines/m1?limit=201", 400, "limit must be between"),
+        ("/ui/namespaces/test/machines/m1?direction=sideways", 400, "direction"),
+        ("/ui/sinks/main?from=0", 400, "from must be a position"),
+        ("/ui/sinks/main?from=5&to=2", 400, "to must not be below from"),
+        ("/ui/sinks/main?from=1&to=20001", 400, "at most"),
+    ],
+)
+async def test_errors_are_pages_in_words_with_the_api_status(
+    api: Api, ui: httpx.AsyncClient, path: str, status: int, words: str
+) -> None:
+    assert (await api.start("m1", 1)).status_code == 201
+    answer = await ui.get(path)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert words in answer.text
+
+
+async def test_wrong_methods_are_405(api: Api, ui: httpx.AsyncClient) -> None:
+    answer = await ui.post("/ui/logout")  # no CSRF token: refused before anything else
+    assert answer.status_code == 403
+    await api.start("m1", 1)
+    page = await ui.get("/ui/namespaces/test/machines/m1")
+    wrong = await ui.request("DELETE", "/ui/", data={"csrf": csrf_in(page)})
+    assert wrong.status_code == 405
+    assert "GET" in wrong.headers["allow"]
+
+
+async def test_pages_carry_a_csp_and_no_inline_script_or_style(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    await failed_machine(api, processor, "m1")
+    for path in (
+        "/ui/",
+        "/ui/namespaces/test/machines",
+        "/ui/namespaces/test/machines/m1",
+        "/ui/sinks/main",
+        "/ui/login",
+        "/ui/namespaces/test/machines/none",
+    ):
+        answer = await ui.get(path)
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        for script in re.findall(r"<script[^>]*>", answer.text):
+            assert 'src="/ui/static/' in script
+        assert "<style" not in answer.text
+        assert not re.search(r"\son[a-z]+=", answer.text)
+        assert " style=" not in answer.text
+
+
+async def test_values_and_ids_with_markup_are_escaped_everywhere(
+    api: Api, node: Node, ui: httpx.AsyncClient
+) -> None:
+    evil_id = '<img src=x onerror="alert(1)">'
+    assert (await api.start(evil_id, {"note": SCRIPT, "raw": b"\x00<b>"})).status_code == 201
+    path = "/ui/namespaces/test/machines/" + quote(evil_id, safe="")
+    pages = [
+        await ui.get(path),
+        await ui.get("/ui/namespaces/test/machines"),
+    ]
+    feed = await ui.get("/ui/sinks/main/events", params={"after": 0})
+    assert feed.status_code == 200
+    assert feed.json()["events"][0]["machine_id"] == evil_id  # JSON, set as text by the script
+    pages.append(await ui.get("/ui/sinks/main"))
+    for page in pages:
+        assert page.status_code == 200, page.text
+        assert SCRIPT not in page.text
+        assert evil_id not in page.text
+        assert "&lt;img src=x onerror=" in page.text
+    machine_page, _, sink_page = pages
+    assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in machine_page.text
+    assert "&#34;$base64&#34;: &#34;ADxiPg==&#34;" in machine_page.text  # binary as {"$base64"}
+    assert "&lt;script&gt;" in sink_page.text
+
+
+async def test_a_post_without_the_csrf_token_is_refused(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    await failed_machine(api, processor, "m1")
+    await ui.get("/ui/namespaces/test/machines/m1")  # the browser has its CSRF cookie
+    fields = {"id": "m1", "confirmed": "yes"}
+    for data in (fields, {**fields, "csrf": "not-the-cookie-s-token"}):
+        answer = await ui.post("/ui/namespaces/test/actions/simple-repair", data=data)
+        assert answer.status_code == 403
+        assert "CSRF token" in answer.text
+    # A token without its cookie (another site's form) is refused too.
+    async with console_client(str(ui.base_url)) as stranger:
+        page = await ui.get("/ui/namespaces/test/machines/m1")
+        answer = await stranger.post(
+            "/ui/namespaces/test/actions/simple-repair", data={**fields, "csrf": csrf_in(page)}
+        )
+        assert answer.status_code == 403
+    assert body(await api.get("m1"))["status"] == "failed"
+
+
+async def test_csrf_cookie_is_httponly_and_strict(ui: httpx.AsyncClient) -> None:
+    answer = await ui.get("/ui/")
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith("mg_console_csrf=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/ui" in cookie
+    again = await ui.get("/ui/")
+    assert "set-cookie" not in again.headers  # one token per browser, kept
+
+
+async def test_a_failed_machine_is_found_read_and_repaired(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    await failed_machine(api, processor, "order-B")
+    await api.start("order-A", 1)
+    overview = await ui.get("/ui/")
+    assert 'href="/ui/namespaces/test/machines?status=failed">1</a>' in overview.text
+    failed = await ui.get("/ui/namespaces/test/machines", params={"status": "failed"})
+    assert "order-B" in failed.text
+    assert "order-A" not in failed.text
+    assert "card declined by the bank" in failed.text
+    page = await ui.get("/ui/namespaces/test/machines/order-B")
+    assert "card declined by the bank" in page.text
+    assert "&#34;order&#34;: &#34;order-B&#34;" in page.text  # the start event's data
+    action = "/ui/namespaces/test/actions/repair"
+    fields = {"id": "order-B", "args": '{"retry": true}'}
+    confirm = await ui.post(action, data={**fields, "csrf": csrf_in(page)})
+    assert confirm.status_code == 200
+    assert 'Repair machine “<span class="name">order-B</span>”' in confirm.text
+    assert body(await api.get("order-B"))["status"] == "failed"  # not before confirming
+    done = await ui.post(action, data={**fields, "confirmed": "yes", "csrf": csrf_in(page)})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/ui/namespaces/test/machines/order-B?done=repair"
+    assert processor.of_kind("repair")[-1].body["args"] == {"retry": True}
+    after = await ui.get(done.headers["location"])
+    assert "Repaired" in after.text
+    assert body(await api.get("order-B"))["status"] == "sleeping"
+
+
+async def test_repair_args_are_checked_and_api_errors_are_shown_in_words(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    await failed_machine(api, processor, "m1")
+    assert (await api.start("fine", 1)).status_code == 201
+    action = "/ui/namespaces/test/actions/repair"
+    page = "/ui/namespaces/test/machines/m1"
+    bad = await post_form(ui, page, action, {"id": "m1", "args": "{not json", "confirmed": "yes"})
+    assert bad.status_code == 400
+    assert "args are not valid JSON" in bad.text
+    nan = await post_form(ui, page, action, {"id": "m1", "args": "NaN", "confirmed": "yes"})
+    assert nan.status_code == 400
+    working = await post_form(ui, page, action, {"id": "fine", "args": "1", "confirmed": "yes"})
+    assert working.status_code == 409
+    assert "machine already working" in working.text
+    assert "is not failed" in working.text
+
+    async def refuse(seen: Seen) -> Answer:
+        return Answer(422, {"error": "repair_failed", "reason": {"why": SCRIPT}})
+
+    processor.behaviour = refuse
+    refused = await post_form(ui, page, action, {"id": "m1", "args": "1", "confirmed": "yes"})
+    assert refused.status_code == 422
+    assert "repair failed" in refused.text
+    assert SCRIPT not in refused.text
+    assert body(await api.get("m1"))["status"] == "failed"
+
+
+async def test_simple_repair_notify_and_remove_are_confirmed_then_done(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    await failed_machine(api, processor, "m1")
+    page = "/ui/namespaces/test/machines/m1"
+    base = "/ui/namespaces/test/actions/"
+    confirm = await post_form(ui, page, base + "simple-repair", {"id": "m1"})
+    assert "Simple repair machine" in confirm.text
+    done = await post_form(ui, page, base + "simple-repair", {"id": "m1", "confirmed": "yes"})
+    assert done.status_code == 303
+    assert body(await api.get("m1"))["status"] == "sleeping"
+
+    processor.behaviour = echo
+    notify = await post_form(
+        ui, page, base + "notify", {"id": "m1", "args": '{"ping": 1}', "confirmed": "yes"}
+    )
+    assert notify.status_code == 303
+    with trio.fail_after(10):
+        while not processor.of_kind("notification", "m1"):
+            await trio.sleep(0.05)
+
+    confirm = await post_form(ui, page, base + "remove", {"id": "m1"})
+    assert confirm.status_code == 200
+    assert 'Remove machine “<span class="name">m1</span>”' in confirm.text
+    assert (await api.get("m1")).status_code == 200
+    removed = await post_form(ui, page, base + "remove", {"id": "m1", "confirmed": "yes"})
+    assert removed.status_code == 303
+    assert removed.headers["location"] == "/ui/namespaces/test/machines?done=remove&id=m1"
+    assert (await api.get("m1")).status_code == 404
+    gone = await ui.post(
+        base + "remove", data={"id": "m1", "confirmed": "yes", "csrf": csrf_in(confirm)}
+    )
+    assert gone.status_code == 404
+    assert "does not exist" in gone.text
+
+
+async def test_queued_notifications_are_shown(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    await failed_machine(api, processor, "m1")
+    answer = await api.post(api.machine_path("m1") + "/notify", {"args": {"queued": SCRIPT}})
+    assert answer.status_code == 202
+    page = await ui.get("/ui/namespaces/test/machines/m1")
+    assert 'id="notifications"' in page.text
+    assert "&#34;queued&#34;" in page.text
+    assert SCRIPT not in page.text
+
+
+async def test_bulk_simple_repair_goes_page_by_page_with_a_result_per_machine(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    for n in range(5):
+        await failed_machine(api, processor, f"f{n}")
+    await api.start("ok", 1)
+    search = "/ui/namespaces/test/machines?status=failed"
+    action = "/ui/namespaces/test/bulk-simple-repair"
+    confirm = await post_form(ui, search, action, {"limit": "2"})
+    assert confirm.status_code == 200
+    assert 'id="bulk-count">5</span> failed machines' in confirm.text
+    csrf = csrf_in(confirm)
+    fields: dict[str, Any] = {"csrf": csrf, "limit": "2", "confirmed": "yes"}
+    repaired: list[str] = []
+    for _ in range(3):
+        done = await ui.post(action, data=fields)
+        assert done.status_code == 200, done.text
+        repaired += re.findall(r'<td><a href="[^"]+">(f\d)</a></td><td class="good">', done.text)
+        cursor = re.search(r'name="cursor" value="([^"]+)"', done.text)
+        if cursor is None:
+            assert 'id="bulk-finished"' in done.text
+            break
+        fields["cursor"] = cursor.group(1)
+    assert repaired == [f"f{n}" for n in range(5)]
+    for n in range(5):
+        assert body(await api.get(f"f{n}"))["status"] == "sleeping"
+
+
+async def test_search_pages_with_the_service_cursor(api: Api, ui: httpx.AsyncClient) -> None:
+    for n in range(7):
+        await api.start(f"m{n}", n)
+    seen: list[str] = []
+    path: str | None = "/ui/namespaces/test/machines?limit=3"
+    pages = 0
+    while path is not None:
+        page = await ui.get(path)
+        shown = re.findall(r'class="machine-link" href="[^"]+">([^<]+)</a>', page.text)
+        assert len(shown) <= 3
+        seen += shown
+        pages += 1
+        found = re.search(r'id="next-page" href="([^"]+)"', page.text)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == [f"m{n}" for n in range(7)]
+    assert pages == 3
+
+
+async def test_history_pages_both_ways_read_only_what_they_show(
+    api: Api, ui: httpx.AsyncClient
+) -> None:
+    assert (await api.start("long", 0)).status_code == 201
+    for n in range(1, 45):
+        assert (await api.call("long", n)).status_code == 200
+
+    def ids(page: httpx.Response) -> list[int]:
+        return [int(x) for x in re.findall(r'<td class="num event-id">(\d+)</td>', page.text)]
+
+    def link(page: httpx.Response, name: str) -> str | None:
+        found = re.search(rf'href="\?([^"]+)" id="history-{name}"', page.text)
+        return None if found is None else found.group(1).replace("&amp;", "&")
+
+    path = "/ui/namespaces/test/machines/long"
+    newest = await ui.get(path)
+    assert ids(newest) == list(range(45, 25, -1))
+    assert link(newest, "newer") is None
+    older = await ui.get(f"{path}?{link(newest, 'older')}")
+    assert ids(older) == list(range(25, 5, -1))
+    oldest_tail = await ui.get(f"{path}?{link(older, 'older')}")
+    assert ids(oldest_tail) == [5, 4, 3, 2, 1]
+    assert link(oldest_tail, "older") is None
+    back = await ui.get(f"{path}?{link(oldest_tail, 'newer')}")
+    assert ids(back) == list(range(25, 5, -1))
+    forward = await ui.get(f"{path}?{link(newest, 'oldest')}")
+    assert ids(forward) == list(range(1, 21))
+    assert link(forward, "older") is None
+    page2 = await ui.get(f"{path}?{link(forward, 'newer')}")
+    assert ids(page2) == list(range(21, 41))
+    previous = await ui.get(f"{path}?{link(page2, 'older')}")
+    assert ids(previous) == list(range(1, 21))
+    small = await ui.get(f"{path}?limit=7&direction=forward&after=40")
+    assert ids(small) == [41, 42, 43, 44, 45]
+
+
+async def test_sink_page_checks_a_span_and_feeds_new_events(
+    api: Api, ui: httpx.AsyncClient
+) -> None:
+    for n in range(4):
+        await api.start(f"m{n}", n)
+    feed = await ui.get("/ui/sinks/main/events", params={"after": 0})
+    while len(feed.json()["events"]) < 4:
+        feed = await ui.get("/ui/sinks/main/events", params={"after": 0})
+    assert [e["position"] for e in feed.json()["events"]] == [1, 2, 3, 4]
+    check = await ui.get("/ui/sinks/main", params={"from": "2", "to": "3"})
+    assert "chain intact, 2 events, positions 2..3" in check.text
+    whole = await ui.get("/ui/sinks/main", params={"from": "1"})
+    assert "chain intact, 4 events, positions 1..4" in whole.text
+    beyond = await ui.get("/ui/sinks/main", params={"from": "9"})
+    assert beyond.status_code == 400
+    assert "is not stored" in beyond.text
+
+    async with trio.open_nursery() as nursery:
+        result: dict[str, Any] = {}
+
+        async def wait_for_next() -> None:
+            result["feed"] = await ui.get("/ui/sinks/main/events", params={"after": 4})
+
+        nursery.start_soon(wait_for_next)
+        await trio.sleep(0.3)
+        await api.start("late", SCRIPT)
+    events = result["feed"].json()["events"]
+    assert [e["machine_id"] for e in events] == ["late"]
+    assert SCRIPT in events[0]["data"]  # raw text in JSON; the script sets it as text
+
+
+async def test_overview_counts_machines_sinks_and_queues(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    await failed_machine(api, processor, "bad")
+    await api.start("good", 1)
+    await api.post(api.machine_path("bad") + "/notify", {"args": 1})
+    page = await ui.get("/ui/")
+    namespaces = page.text.split('id="namespaces"')[1].split("</table>")[0]
+    assert 'status=sleeping">1</a>' in namespaces
+    assert 'status=failed">1</a>' in namespaces
+    assert '<td class="num">2</td>' in namespaces  # all
+    assert '<td class="num">1</td>' in namespaces  # one notification queued
+    sinks = page.text.split('id="sinks"')[1]
+    assert 'href="/ui/sinks/main"' in sinks
+
+
+async def test_openapi_leaves_the_console_out_and_metrics_count_it(
+    ui: httpx.AsyncClient,
+) -> None:
+    document = (await ui.get("/openapi.json")).json()
+    assert not [path for path in document["paths"] if path.startswith("/ui")]
+    await ui.get("/ui/")
+    await ui.get("/ui/namespaces/nope/machines")
+    metrics = (await ui.get("/metrics")).text
+    assert re.search(r'mg_http_requests_total\{[^}]*route="console_overview"[^}]*\} 1', metrics)
+    assert (
+        re.search(
+            r'route="console_search",status="404"|status="404"[^}]*route="console_search"', metrics
+        )
+        or 'route="console_search"' in metrics
+    )
+
+
+TOKEN = "console-test-token-8c1f2e"
+OTHER = "console-other-token-77aa01"
+
+
+@pytest.fixture
+async def guarded(database_url: str, processor: FakeProcessor) -> AsyncIterator[str]:
+    namespace: dict[str, Any] = {"processor": {"url": processor.url}}
+    config = {
+        "namespaces": {"test": namespace, "other": namespace},
+        "sinks": {"main": {}},
+        "auth": {
+            "enabled": True,
+            "tokens": {
+                "ops": {"token": TOKEN, "namespaces": ["test"], "sinks": ["main"]},
+                "others": {"token": OTHER, "namespaces": ["other"]},
+            },
+        },
+    }
+    namespace["sinks"] = ["main"]
+    async with running_node(from_mapping(config, environ={}), database_url, port=0) as found:
+        yield found.url
+
+
+async def test_with_auth_on_the_console_asks_for_a_token_once(guarded: str) -> None:
+    async with console_client(guarded) as ui:
+        first = await ui.get("/ui/namespaces/test/machines?status=failed")
+        assert first.status_code == 303
+        assert first.headers["location"] == (
+            "/ui/login?next=/ui/namespaces/test/machines%3Fstatus%3Dfailed"
+        )
+        login = await ui.get(first.headers["location"])
+        assert login.status_code == 200
+        csrf = csrf_in(login)
+        wrong = await ui.post("/ui/login", data={"csrf": csrf, "token": "x" * 20, "next": "/ui/"})
+        assert wrong.status_code == 401
+        assert "not one this service knows" in wrong.text
+        no_csrf = await ui.post("/ui/login", data={"token": TOKEN})
+        assert no_csrf.status_code == 403
+        right = await ui.post(
+            "/ui/login",
+            data={"csrf": csrf, "token": TOKEN, "next": "/ui/namespaces/test/machines"},
+        )
+        assert right.status_code == 303
+        assert right.headers["location"] == "/ui/namespaces/test/machines"
+        cookie = right.headers["set-cookie"]
+        assert cookie.startswith("mg_console_token=")
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        assert "Path=/ui" in cookie
+        assert (await ui.get("/ui/namespaces/test/machines")).status_code == 200
+        assert (await ui.get("/ui/sinks/main")).status_code == 200
+        overview = await ui.get("/ui/")
+        assert 'href="/ui/namespaces/test/machines"' in overview.text
+        assert "/ui/namespaces/other/" not in overview.text
+        other = await ui.get("/ui/namespaces/other/machines")
+        assert other.status_code == 403
+        assert "may not use namespace" in other.text
+        page = await ui.get("/ui/")
+        out = await ui.post("/ui/logout", data={"csrf": csrf_in(page)})
+        assert out.status_code == 303
+        assert out.headers["set-cookie"].startswith("mg_console_token=;")
+        assert (await ui.get("/ui/")).status_code == 303
+    async with console_client(guarded) as ui:
+        page = await ui.get("/ui/login")
+        evil = await ui.post(
+            "/ui/login", data={"csrf": csrf_in(page), "token": OTHER, "next": "//evil.example/"}
+        )
+        assert evil.headers["location"] == "/ui/"
+        assert (await ui.get("/ui/sinks/main")).status_code == 403
+
+
+async def test_the_api_still_needs_its_header_with_a_console_cookie(guarded: str) -> None:
+    async with console_client(guarded) as ui:
+        page = await ui.get("/ui/login")
+        await ui.post("/ui/login", data={"csrf": csrf_in(page), "token": TOKEN})
+        assert (await ui.get("/v1/namespaces/test/machines")).status_code == 401
