@@ -70,6 +70,13 @@ async def test_every_page_answers_200(api: Api, ui: httpx.AsyncClient) -> None:
         answer = await ui.get(path)
         assert answer.status_code == 200, (path, answer.text)
     assert (await ui.get("/ui")).headers["location"] == "/ui/"
+    odd = "a/b c?d#e%"
+    assert (await api.start(odd, 1)).status_code == 201
+    listed = await ui.get("/ui/namespaces/test/machines")
+    assert 'href="/ui/namespaces/test/machines/a/b%20c%3Fd%23e%25"' in listed.text
+    page = await ui.get("/ui/namespaces/test/machines/a/b%20c%3Fd%23e%25")
+    assert page.status_code == 200
+    assert '<span class="name" id="machine-id">a/b c?d#e%</span>' in page.text
     opened = await ui.get("/ui/namespaces/test/machines", params={"id": "m1"})
     assert opened.status_code == 303
     assert opened.headers["location"] == "/ui/namespaces/test/machines/m1"

@@ -162,6 +162,7 @@ async def test_watch_a_sink_event_appear_live(browser: Any, node: Node, api: Api
         verdict = wait_until(driver, lambda d: by_id(d, "verdict"))
         assert "chain intact, 2 events, positions 1..2" in verdict.text
         screenshot(driver, "sink")
+        driver.get("about:blank")  # stop the page's live feed before the node stops
 
     await trio.to_thread.run_sync(story)
 
