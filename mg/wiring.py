@@ -17,6 +17,7 @@ import trio
 
 from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
+from mg.api.admission import Admission
 from mg.api.app import App, create_app
 from mg.api.auth import Authenticator
 from mg.api.operator import Operator
@@ -172,6 +173,8 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
             namespaces=tuple(settings.namespaces),
             sink_names=tuple(settings.sinks),
             ready=ready,
+            admission=Admission(settings.limits.max_requests_in_flight),
+            long_polls=Admission(settings.limits.max_long_polls, "sink long-polls"),
         ),
     )
     sampler = Sampler(

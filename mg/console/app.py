@@ -58,9 +58,15 @@ def add_console(app: QuartTrio, console: Console) -> None:
     env.globals["segment"] = render.segment
 
     def rule(
-        path: str, name: str, handler: Handler, methods: tuple[str, ...], *, login: bool = True
+        path: str,
+        name: str,
+        handler: Handler,
+        methods: tuple[str, ...],
+        *,
+        login: bool = True,
+        waits: bool = False,
     ) -> None:
-        endpoint = page(console, name, _only(methods, handler), login=login)
+        endpoint = page(console, name, _only(methods, handler), login=login, waits=waits)
         app.add_url_rule(path, f"console_{name}", endpoint, methods=ALL_METHODS)
 
     get, post = ("GET", "HEAD"), ("POST",)
@@ -74,5 +80,5 @@ def add_console(app: QuartTrio, console: Console) -> None:
     rule("/ui/namespaces/<ns>/actions/<action>", "action", actions.act, post)
     rule("/ui/namespaces/<ns>/bulk-simple-repair", "bulk", actions.bulk_simple_repair, post)
     rule("/ui/sinks/<name>", "sink", pages.sink, get)
-    rule("/ui/sinks/<name>/events", "sink_events", pages.sink_events, get)
+    rule("/ui/sinks/<name>/events", "sink_events", pages.sink_events, get, waits=True)
     rule("/ui/<path:rest>", "not_found", _not_found, ("GET", "HEAD", "POST"), login=False)

@@ -16,6 +16,7 @@ from quart import Response, render_template, request
 from werkzeug.datastructures import MultiDict
 
 from mg.api import errors, requests
+from mg.api.admission import Admission
 from mg.api.auth import Authenticator
 from mg.api.operator import mark_route
 from mg.console.reads import ConsoleReads
@@ -52,6 +53,10 @@ class Console:
     namespaces: tuple[str, ...]
     sink_names: tuple[str, ...]
     ready: trio.Event | None = None
+    # Bounds like the API's (limits.max_requests_in_flight, limits.max_long_polls), for the
+    # console's requests: past them, 429 in words.
+    admission: Admission = field(default_factory=lambda: Admission(1024))
+    long_polls: Admission = field(default_factory=lambda: Admission(256, "sink long-polls"))
 
 
 @dataclass(slots=True)
@@ -98,9 +103,12 @@ def safe_next(target: str | None) -> str:
     return "/ui/"
 
 
-def page(console: Console, name: str, handler: Handler, *, login: bool = True) -> Handler:
+def page(
+    console: Console, name: str, handler: Handler, *, login: bool = True, waits: bool = False
+) -> Handler:
     """Wrap a page or action: the route's name for the metrics, the log context, the gate and
-    the error page. ``login=False`` for the login page itself."""
+    the error page. ``login=False`` for the login page itself; ``waits`` for the long-polled
+    live feed, admitted in the long-polls' budget."""
 
     async def endpoint(**params: Any) -> Response:
         mark_route(f"console_{name}")
@@ -115,7 +123,10 @@ def page(console: Console, name: str, handler: Handler, *, login: bool = True) -
             utc_now(),
         )
         with context.bound(trace=trace, request_id=request_id):
-            response = await _answer(console, view, handler, params, cookie_csrf, login=login)
+            admission = console.long_polls if waits else console.admission
+            response = await _answer(
+                console, view, handler, params, cookie_csrf, login=login, admission=admission
+            )
         response.headers["X-Request-Id"] = request_id
         for header, value in SECURITY_HEADERS.items():
             response.headers[header] = value
@@ -142,6 +153,7 @@ async def _answer(
     cookie_csrf: str | None,
     *,
     login: bool,
+    admission: Admission,
 ) -> Response:
     try:
         if request.method == "POST":
@@ -158,7 +170,8 @@ async def _answer(
             raise Unavailable(
                 "the node is starting: Postgres does not answer yet or the schema is being migrated"
             )
-        return await handler(view, **params)
+        with admission.enter():
+            return await handler(view, **params)
     except MgError as error:
         return await error_page(view, error)
     except Exception:

@@ -529,3 +529,16 @@ async def test_the_api_still_needs_its_header_with_a_console_cookie(guarded: str
         page = await ui.get("/ui/login")
         await ui.post("/ui/login", data={"csrf": csrf_in(page), "token": TOKEN})
         assert (await ui.get("/v1/namespaces/test/machines")).status_code == 401
+
+
+async def test_the_live_feed_is_bounded_like_the_api_s_long_polls(nodes: NodeFactory) -> None:
+    bounded: Node = await nodes(limits={"max_long_polls": 1}, **SINK)
+    async with console_client(bounded.url) as ui, trio.open_nursery() as nursery:
+        nursery.start_soon(ui.get, "/ui/sinks/main/events")  # waits: nothing in the sink
+        await trio.sleep(0.3)
+        second = await ui.get("/ui/sinks/main/events")
+        assert second.status_code == 429
+        assert "sink long-polls already" in second.text
+        assert second.headers["retry-after"]
+        assert (await ui.get("/ui/sinks/main")).status_code == 200  # pages: another budget
+        nursery.cancel_scope.cancel()
