@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 import trio
+import trustme
 
 from mg.node import Node, running_node
 from mg.settings import from_mapping
+from tests.acceptance.test_tls import client_context, settings_with
 from tests.support.api import Api, body
 from tests.support.cluster import NodeFactory
 from tests.support.console import console_client, csrf_in, post_form
@@ -542,3 +545,36 @@ async def test_the_live_feed_is_bounded_like_the_api_s_long_polls(nodes: NodeFac
         assert second.headers["retry-after"]
         assert (await ui.get("/ui/sinks/main")).status_code == 200  # pages: another budget
         nursery.cancel_scope.cancel()
+
+
+async def test_over_tls_the_cookies_are_secure(
+    tmp_path: Path, database_url: str, processor: FakeProcessor
+) -> None:
+    authority = trustme.CA()
+    base = settings_with(tmp_path, authority, processor)
+    settings = from_mapping(
+        {
+            "server": {"certfile": base.server.certfile, "keyfile": base.server.keyfile},
+            "namespaces": {"test": {"processor": {"url": processor.url}}},
+            "auth": {"enabled": True, "tokens": {"ops": {"token": TOKEN, "namespaces": ["*"]}}},
+        },
+        environ={},
+    )
+    async with (
+        running_node(settings, database_url, port=0) as found,
+        httpx.AsyncClient(
+            base_url=found.url.replace("http://", "https://"),
+            verify=client_context(authority),
+            trust_env=False,
+        ) as ui,
+    ):
+        page = await ui.get("/ui/login")
+        assert "Secure" in page.headers["set-cookie"]
+        login = await ui.post("/ui/login", data={"csrf": csrf_in(page), "token": TOKEN})
+        assert login.status_code == 303
+        cookie = login.headers["set-cookie"]
+        assert cookie.startswith("mg_console_token=")
+        assert "Secure" in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        assert (await ui.get("/ui/")).status_code == 200
