@@ -49,8 +49,8 @@ async def test_without_a_token_the_gate_sends_to_the_login_before_anything_else(
     answer = await client.get("/ui/namespaces/test/machines")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/ui/login?next=/ui/namespaces/test/machines"
+    assert answer.headers["set-cookie"].startswith("mg_console_csrf=")
     login = await client.get("/ui/login")
     assert login.status_code == 503  # still starting: even the login waits
-    assert login.headers["set-cookie"].startswith("mg_console_csrf=")
     refused = await client.post("/ui/namespaces/test/actions/remove", form={"id": "m1"})
     assert refused.status_code == 403
