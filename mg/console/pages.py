@@ -37,7 +37,8 @@ def _page_limit(query: dict[str, str], default: int) -> int:
 
 
 def _query() -> dict[str, str]:
-    return {key: request.args.get(key, "") for key in request.args}
+    """The query, without empty fields (a form's "any" choice sends ``status=``)."""
+    return {key: value for key in request.args if (value := request.args.get(key, ""))}
 
 
 async def overview(view: View) -> Response:

@@ -62,6 +62,7 @@ async def test_every_page_answers_200(api: Api, ui: httpx.AsyncClient) -> None:
         "/ui/",
         "/ui/namespaces/test/machines",
         "/ui/namespaces/test/machines?status=sleeping&limit=5",
+        "/ui/namespaces/test/machines?status=&limit=",
         "/ui/namespaces/test/machines/m1",
         "/ui/namespaces/test/machines/m1?after=0&limit=1&direction=forward",
         "/ui/sinks/main",
