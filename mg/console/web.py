@@ -14,6 +14,7 @@ from urllib.parse import quote
 import trio
 from quart import Response, render_template, request
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from mg.api import errors, requests
 from mg.api.admission import Admission
@@ -33,7 +34,7 @@ from mg.console.security import (
 from mg.core import log_context as context
 from mg.core.clock import utc_now
 from mg.core.trace import TraceContext, continue_or_start
-from mg.errors import MgError, Unauthorized, Unavailable
+from mg.errors import MgError, PayloadTooLarge, Unauthorized, Unavailable
 from mg.service.machines import MachineService
 from mg.service.sink_verify import ChainSource
 from mg.service.sinks import SinkReader
@@ -157,7 +158,10 @@ async def _answer(
 ) -> Response:
     try:
         if request.method == "POST":
-            view.form = await request.form
+            try:
+                view.form = await request.form
+            except RequestEntityTooLarge as error:
+                raise PayloadTooLarge("the form is larger than this node takes") from error
             check_csrf(cookie_csrf, view.form.get(CSRF_FIELD))
         if login and console.authenticator.enabled:
             try:

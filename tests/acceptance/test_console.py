@@ -195,6 +195,16 @@ async def test_a_post_without_the_csrf_token_is_refused(
     assert body(await api.get("m1"))["status"] == "failed"
 
 
+async def test_a_form_over_the_body_limit_is_413_in_words(nodes: NodeFactory) -> None:
+    small: Node = await nodes(server={"max_body_bytes": 2048})
+    async with console_client(small.url) as ui:
+        answer = await ui.post(
+            "/ui/namespaces/test/actions/notify", data={"id": "m1", "args": "1" * 4096}
+        )
+        assert answer.status_code == 413
+        assert "larger than" in answer.text
+
+
 async def test_csrf_cookie_is_httponly_and_strict(ui: httpx.AsyncClient) -> None:
     answer = await ui.get("/ui/")
     cookie = answer.headers["set-cookie"]
