@@ -19,7 +19,7 @@ from mg.node import Node, running_node
 from mg.settings import from_mapping
 from tests.acceptance.test_tls import client_context, settings_with
 from tests.support.api import Api, body
-from tests.support.cluster import NodeFactory
+from tests.support.cluster import NodeFactory, api_for
 from tests.support.console import console_client, csrf_in, post_form
 from tests.support.processor import Answer, FakeProcessor, Seen, echo
 
@@ -589,3 +589,33 @@ async def test_over_tls_the_cookies_are_secure(
         assert "HttpOnly" in cookie
         assert "SameSite=Strict" in cookie
         assert (await ui.get("/ui/")).status_code == 200
+
+
+async def test_a_retrying_machine_shows_its_retry_state_and_timer(
+    nodes: NodeFactory, processor: FakeProcessor
+) -> None:
+    retries = {"timers": {"type": "linear", "timeout": "30s", "max_retries": "infinity"}}
+    retrying_node: Node = await nodes(retries=retries)
+
+    async def behaviour(seen: Seen) -> Answer:
+        if seen.kind == "timeout":
+            return Answer(status=503, raw=b"<b>maintenance</b>", media="text/plain")
+        return Answer(
+            body={"events": [{"data": "init"}], "action": {"timer": {"set": {"timeout": 0}}}}
+        )
+
+    processor.behaviour = behaviour
+    async with console_client(retrying_node.url) as ui, api_for(retrying_node) as api:
+        assert (await api.start("m1")).status_code == 201
+        with trio.fail_after(10):
+            while body(await api.get("m1"))["status"] != "retrying":
+                await trio.sleep(0.05)
+        page = await ui.get("/ui/namespaces/test/machines/m1")
+        retry = page.text.split('id="retry">')[1].split("</dd>")[0]
+        assert "timer step, attempt 1 failed; next at" in retry
+        assert "&lt;b&gt;maintenance&lt;/b&gt;" in retry
+        assert "in 29 s" in retry or "in 30 s" in retry
+        timer = page.text.split('id="timer">')[1].split("</dd>")[0]
+        assert "UTC" in timer
+        listed = await ui.get("/ui/namespaces/test/machines", params={"status": "retrying"})
+        assert 'class="status status-retrying">retrying</span>' in listed.text
