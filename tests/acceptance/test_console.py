@@ -4,6 +4,7 @@ node with a real processor over HTTP."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.support.api import Api, body
 from tests.support.cluster import NodeFactory, api_for
 from tests.support.console import console_client, csrf_in, post_form
 from tests.support.processor import Answer, FakeProcessor, Seen, echo
+from tests.support.sql import sql
 
 SINK = {"sinks": ["main"], "sinks_config": {"main": {}}}
 SCRIPT = "<script>alert('pwned')</script>"
@@ -619,3 +621,46 @@ async def test_a_retrying_machine_shows_its_retry_state_and_timer(
         assert "UTC" in timer
         listed = await ui.get("/ui/namespaces/test/machines", params={"status": "retrying"})
         assert 'class="status status-retrying">retrying</span>' in listed.text
+
+
+@pytest.mark.slow
+async def test_pages_show_one_page_of_a_long_history_and_a_big_namespace(
+    api: Api, ui: httpx.AsyncClient, database_url: str
+) -> None:
+    """100,000 events and 100,000 machines (written by SQL, as steps would have): every page
+    still shows one page, from either end and from the middle."""
+    assert (await api.start("long", 0)).status_code == 201
+    async with sql(database_url) as db:
+        await db.execute(
+            "INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)"
+            " SELECT 'test', 'long', n, now(), NULL, '\\x01'::bytea"
+            " FROM generate_series(2, 100000) AS n"
+        )
+        # A new version, so no node's cache takes the old row for the current one.
+        await db.execute(
+            "UPDATE mg_machines SET last_event_id = 100000, version = version + 1"
+            " WHERE ns = 'test' AND id = 'long'"
+        )
+        await db.execute(
+            "INSERT INTO mg_machines (ns, id, incarnation, version, status, last_event_id,"
+            " created_at, updated_at)"
+            " SELECT 'test', 'bulk-' || lpad(n::text, 6, '0'), 0, 1, 'sleeping', 0, now(), now()"
+            " FROM generate_series(1, 100000) AS n"
+        )
+        await db.execute("ANALYZE mg_machines")
+
+    def ids(page: httpx.Response) -> list[int]:
+        return [int(x) for x in re.findall(r'<td class="num event-id">(\d+)</td>', page.text)]
+
+    path = "/ui/namespaces/test/machines/long"
+    assert ids(await ui.get(path)) == list(range(100000, 99980, -1))
+    assert ids(await ui.get(path + "?direction=forward")) == list(range(1, 21))
+    middle = await ui.get(path + "?after=50000&limit=3&direction=backward")
+    assert ids(middle) == [49999, 49998, 49997]
+    assert "events 1..100000 held (100000)" in middle.text
+    cursor = base64.urlsafe_b64encode(b"bulk-050000").decode()
+    deep = await ui.get("/ui/namespaces/test/machines", params={"cursor": cursor, "limit": 5})
+    shown = re.findall(r'class="machine-link" href="[^"]+">([^<]+)</a>', deep.text)
+    assert shown == [f"bulk-{n:06d}" for n in range(50001, 50006)]
+    overview = await ui.get("/ui/")
+    assert '<td class="num">100001</td>' in overview.text
