@@ -106,11 +106,14 @@ async def test_find_a_failed_machine_read_why_and_repair_it(
         assert len(css(driver, "#history tr.event")) == 2
         driver.set_window_size(*PHONE)
         try:
-            fits = driver.execute_script(
-                "return document.documentElement.scrollWidth <= window.innerWidth"
-            )
-            assert fits, "the machine page overflows a phone's width"
             screenshot(driver, "machine-phone", PHONE)
+            for path in ("", "/ui/", "/ui/namespaces/test/machines", "/ui/sinks/main"):
+                if path:
+                    driver.get(node.url + path)
+                fits = driver.execute_script(
+                    "return document.documentElement.scrollWidth <= window.innerWidth"
+                )
+                assert fits, f"{path or 'the machine page'} overflows a phone's width"
         finally:
             driver.set_window_size(1280, 900)
 

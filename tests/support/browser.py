@@ -57,7 +57,7 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-def wait_until(driver: Any, check: Callable[[Any], Any], seconds: float = 10.0) -> Any:
+def wait_until(driver: Any, check: Callable[[Any], Any], seconds: float = 30.0) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, seconds, poll_frequency=0.05).until(check)
@@ -68,11 +68,12 @@ def screenshot(driver: Any, name: str, size: tuple[int, int] = DESKTOP) -> None:
     docs/console.md), the whole page's height up to a bound."""
     if not SCREENSHOTS:
         return
+    before = driver.get_window_size()
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(size[0], min(max(int(height), 400), 1400))
     Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(Path(SCREENSHOTS) / f"{name}.png"))
-    driver.set_window_size(*DESKTOP)
+    driver.set_window_size(before["width"], before["height"])
 
 
 def follow(driver: Any, element: Any) -> None:
