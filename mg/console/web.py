@@ -128,6 +128,7 @@ def page(
             response = await _answer(
                 console, view, handler, params, cookie_csrf, login=login, admission=admission
             )
+            log.debug("%s console_%s answered %d", request.method, name, response.status_code)
         response.headers["X-Request-Id"] = request_id
         for header, value in SECURITY_HEADERS.items():
             response.headers[header] = value
