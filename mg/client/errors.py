@@ -4,8 +4,8 @@ The classes are ``mg.errors``' own, so one ``except MachineNotFound`` serves cod
 inside mg and code that calls it. They keep the three families: ``LogicError`` (the request's
 answer), ``TransientError`` (nothing applied; retry), ``DeadlineExceeded`` (outcome unknown).
 Members of an error body other than ``error`` and ``message`` are in ``details``;
-``MachineFailed.reason``, ``RepairFailed.reason`` and ``Overloaded.retry_after`` name the ones
-the contract defines.
+``MachineFailed.reason``, ``RepairFailed.reason``, ``InvalidArgs.reason`` and
+``Overloaded.retry_after`` name the ones the contract defines.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import httpx
 from mg.errors import (
     DeadlineExceeded,
     Forbidden,
+    InvalidArgs,
     InvalidRequest,
     LogicError,
     MachineAlreadyExists,
@@ -76,6 +77,7 @@ ERROR_CLASSES: Mapping[str, type[MgError]] = {
         PayloadTooLarge,
         UnsupportedMediaType,
         RepairFailed,
+        InvalidArgs,
         Overloaded,
         InternalError,
         ModernizerFailed,
@@ -148,6 +150,7 @@ __all__ = [
     "DeadlineExceeded",
     "Forbidden",
     "InternalError",
+    "InvalidArgs",
     "InvalidRequest",
     "LogicError",
     "MachineAlreadyExists",

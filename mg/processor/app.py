@@ -7,6 +7,8 @@ Bodies are MessagePack or JSON by ``Content-Type``; the answer takes the type in
 else the request's. How handler outcomes map to answers:
 
 - a ``Result``: ``200`` with the reply;
+- ``InvalidArgs`` from ``init``: ``422 {"error": "invalid_args", "reason": ...}`` (mg stores
+  nothing and answers the client the same);
 - ``RepairRefused`` from ``repair``: ``422 {"error": "repair_failed", "reason": ...}``;
 - ``Transient``: ``503`` (mg applies nothing and may retry);
 - any other exception: ``500`` with ``Type: message`` as plain text, which mg keeps as the
@@ -28,7 +30,7 @@ from mg.core.clock import parse_time
 from mg.core.processor_wire import Kind
 from mg.core.shapes import ShapeError, content_value
 from mg.processor.base import Processor
-from mg.processor.results import RepairRefused, Transient
+from mg.processor.results import InvalidArgs, RepairRefused, Transient
 from mg.processor.wire import parse_modernize_request, parse_request, reply_value
 
 log = logging.getLogger("mg.processor")
@@ -147,6 +149,12 @@ class ProcessorApp:
                 refused = {"error": "repair_failed", "reason": refusal.reason}
                 return Reply(422, encode(refused, media), media)
             return self._failure(request.kind.value, refusal, "RepairRefused outside repair: ")
+        except InvalidArgs as refusal:
+            if request.kind is Kind.INIT:
+                log.info("init refused its arguments: %r", refusal.reason)
+                refused = {"error": "invalid_args", "reason": refusal.reason}
+                return Reply(422, encode(refused, media), media)
+            return self._failure(request.kind.value, refusal, "InvalidArgs outside init: ")
         except Transient as error:
             return _text(503, f"{type(error).__name__}: {error}")
         except Exception as error:

@@ -21,6 +21,7 @@ from mg.core.step import Transition
 from mg.core.trace import parse as parse_trace
 from mg.errors import (
     DeadlineExceeded,
+    InvalidArgs,
     LogicError,
     MachineFailed,
     NamespaceNotFound,
@@ -35,8 +36,9 @@ from mg.service.locks import MachineLocks
 from mg.service.ports import Nudges, Processor, StepSession, Storage
 from mg.settings import Namespace, Settings
 
-Body = Callable[[StepSession], Awaitable[str | None]]
-"""A step's work inside its transaction; it may return the outcome to report (default ok)."""
+Body = Callable[[StepSession], Awaitable[str | tuple[str, str] | None]]
+"""A step's work inside its transaction; it may return the outcome to report (default ok), or
+the outcome and its reason (a retried step says why it is retried)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ class Steps:
         except ProcessorTransientFailure:
             outcome = "transient"
             raise
-        except RepairFailed:
+        except (RepairFailed, InvalidArgs):
             outcome = "refused"
             raise
         except ProcessorPermanentFailure:
@@ -178,7 +180,11 @@ class Steps:
                     raise DeadlineExceeded("the deadline passed while waiting for a step slot")
                 try:
                     async with self.storage.step(ns, machine_id, deadline) as step:
-                        outcome = await body(step) or "ok"
+                        reported = await body(step)
+                        if isinstance(reported, tuple):
+                            outcome, reason = reported
+                        else:
+                            outcome = reported or "ok"
                 finally:
                     self.slots.release()
         except MachineFailed as error:

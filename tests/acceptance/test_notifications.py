@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import trio
 
+from mg.client import AsyncClient
 from mg.node import Node
 from tests.acceptance.test_timers import status_is, wait_for
 from tests.support.api import Api, body
@@ -136,6 +137,16 @@ async def test_transient_failures_are_retried_with_the_machine_retrying(
         await notify(api, "m1", "second")
         await wait_for(lambda: status_is(api, "m1", "retrying"))
         await wait_for(lambda: delivered(processor, 3))
+        async with api_for(node, msgpack_bodies=True) as packed:
+            retry = body(await packed.get("m1"))["retry"]
+        assert retry["subject"] == "notification"
+        assert retry["attempt"] >= 1
+        assert "later" in retry["last_error"]
+        async with AsyncClient(node.url) as client:
+            seen = (await client.get("test", "m1")).retry
+        assert seen is not None
+        assert seen.subject == "notification"
+        assert "later" in seen.last_error
         # Only the head of the queue is tried while it fails.
         assert {s.body["signal"]["args"] for s in processor.of_kind("notification")} == {"first"}
         down = False

@@ -186,10 +186,16 @@ async def test_processor_down_while_a_timer_fires_means_retrying_then_success(
         retrying = body(await api.get("m1"))
         assert retrying["timer"] is not None
         assert retrying["failure"] is None
+        retry = retrying["retry"]
+        assert retry["subject"] == "timer"
+        assert retry["attempt"] >= 1
+        assert "maintenance" in retry["last_error"]
+        assert parse_time(retry["next_at"]) > parse_time(retrying["history"][-1]["created_at"])
         down = False
         await wait_for(lambda: status_is(api, "m1", "sleeping"))
         machine = body(await api.get("m1"))
     assert [e["data"] for e in machine["history"]] == ["init", "timeout"]
+    assert machine["retry"] is None
 
 
 async def _attempts_at_least(processor: FakeProcessor, count: int) -> bool:
