@@ -32,12 +32,13 @@ class Range:
     direction: Direction = Direction.FORWARD
 
     def __post_init__(self) -> None:
-        if not isinstance(self.direction, Direction):
+        given: object = self.direction  # a str from callers that skip the enum
+        if not isinstance(given, Direction):
             try:
-                direction = Direction(self.direction)
+                direction = Direction(given if isinstance(given, str) else "")
             except ValueError:
                 raise ValueError(
-                    f'Range.direction must be "forward" or "backward", not {self.direction!r}'
+                    f'Range.direction must be "forward" or "backward", not {given!r}'
                 ) from None
             object.__setattr__(self, "direction", direction)
 
