@@ -126,6 +126,15 @@ def error_from_answer(status: int, headers: Mapping[str, str], body: Any) -> MgE
     return cls(message, **details)
 
 
+def _origin(error: httpx.TransportError) -> str:
+    """The scheme, host and port the failed request went to, as a URL."""
+    try:
+        url = error.request.url
+    except RuntimeError:  # an error raised without its request
+        return "an unknown address"
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
 def error_from_transport(error: httpx.TransportError) -> MgError:
     """The exception for a request that got no answer.
 
@@ -134,7 +143,9 @@ def error_from_transport(error: httpx.TransportError) -> MgError:
     ``ConnectionLost``.
     """
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return Unavailable(f"mg is unreachable: {type(error).__name__}: {error}")
+        return Unavailable(
+            f"mg is unreachable at {_origin(error)}: {type(error).__name__}: {error}"
+        )
     if isinstance(error, httpx.TimeoutException):
         return DeadlineExceeded(
             f"no answer from mg in time ({type(error).__name__}); the outcome is unknown"

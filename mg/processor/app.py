@@ -79,6 +79,28 @@ def encode(body: Any, media: str) -> bytes:
     return json.dumps(values.to_json(body), separators=(",", ":")).encode("utf-8")
 
 
+def unencodable(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` something MessagePack cannot carry sits, as ``path: type``; ``None``
+    when the whole value is fine."""
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = unencodable(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if unencodable(key) is not None:
+                return f"{path or 'a map'} with a key of type {type(key).__name__}"
+            found = unencodable(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    return f"{path or 'the reply'}: a {type(value).__module__}.{type(value).__qualname__}"
+
+
 def _deadline(header: str | None) -> datetime | None:
     try:
         return parse_time(header.strip()) if header else None
@@ -143,7 +165,20 @@ class ProcessorApp:
         try:
             result = await self.processor.handle(request)
             body = reply_value(result, self.processor.format_version)
-            return Reply(200, encode(body, media), media)
+            try:
+                content = encode(body, media)
+            except (TypeError, ValueError) as error:
+                # Walked only on failure: say where the odd value is, not just its type.
+                where = unencodable(body)
+                if where is None:
+                    raise
+                name = f"{type(self.processor).__name__}.{request.kind.value}"
+                raise TypeError(
+                    f"{name} returned {where}, which is not a value: values are what MessagePack "
+                    "and JSON carry (None, bool, int, float, str, bytes, lists, maps); write "
+                    "times as RFC 3339 strings"
+                ) from error
+            return Reply(200, content, media)
         except RepairRefused as refusal:
             if request.kind is Kind.REPAIR:
                 refused = {"error": "repair_failed", "reason": refusal.reason}

@@ -231,6 +231,19 @@ async def test_init_raising_invalid_args_is_422_invalid_args_with_the_reason() -
         assert elsewhere.text.startswith("InvalidArgs outside init: ")
 
 
+async def test_a_result_holding_a_datetime_names_where_it_is() -> None:
+    class Careless(Processor):
+        def init(self, args: Any, machine: Any) -> Result:
+            return Result(events=[{"at": datetime(2026, 1, 2, tzinfo=UTC)}])
+
+    transport = httpx.ASGITransport(app=ProcessorApp(Careless()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://p") as http:
+        answer = await post(http, signal("init"))
+    assert answer.status_code == 500
+    assert "Careless.init returned events[0].data.at: a datetime.datetime" in answer.text
+    assert "RFC 3339" in answer.text
+
+
 def test_upcasters_chain_and_subclasses_may_replace_them() -> None:
     class Base(Processor):
         format_version = 3
