@@ -59,8 +59,8 @@ def check_order(args: Any) -> None:
     if missing:
         raise InvalidArgs(f"an order needs {' and '.join(missing)}")
     cents = args["cents"]
-    if isinstance(cents, bool) or not isinstance(cents, int) or cents <= 0:
-        raise InvalidArgs(f"cents must be a positive integer, not {cents!r}")
+    if isinstance(cents, bool) or not isinstance(cents, int) or cents < 0:
+        raise InvalidArgs(f"cents must be a non-negative integer, not {cents!r}")
     for key in ("pay_within", "ship_within"):
         if key in args:
             try:

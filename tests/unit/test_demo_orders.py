@@ -50,7 +50,8 @@ def test_a_new_order_waits_for_payment_under_a_timer_and_takes_its_reference_as_
         ("a pen", "an order is an object"),
         ({"cents": 300}, "an order needs item"),
         ({"item": "a pen"}, "an order needs cents"),
-        ({"item": "a pen", "cents": "3"}, "cents must be a positive integer"),
+        ({"item": "a pen", "cents": "3"}, "cents must be a non-negative integer"),
+        ({"item": "a pen", "cents": -1}, "cents must be a non-negative integer"),
         ({"item": "a pen", "cents": 3, "pay_within": -1}, "pay_within: a duration must be"),
     ],
 )
