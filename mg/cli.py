@@ -197,8 +197,24 @@ def startup_failure(error: BaseException, listen: str = "the configured address"
         return f"cannot listen on {listen} or open a file: {error}"
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.strerror}: {error.filename}"
+    if isinstance(error, OSError):
+        return f"cannot start: {error.strerror or error}"
     if isinstance(error, EmbeddedPostgresError | MigrationError):
         return str(error)
+    return None
+
+
+def _missing_tls_file(settings: Settings) -> str | None:
+    """A TLS file of ``[server]`` that is not there, said before anything starts (the TLS
+    library's own error would not name it)."""
+    server = settings.server
+    for key, value in (
+        ("certfile", server.certfile),
+        ("keyfile", server.keyfile),
+        ("ca_certs", server.ca_certs),
+    ):
+        if value and not Path(value).is_file():
+            return f"server.{key}: no such file: {value}"
     return None
 
 
@@ -224,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
     except SettingsError as error:
         print(f"mg: bad configuration: {error}", file=sys.stderr)
+        return 2
+    if args.command == "serve" and (problem := _missing_tls_file(settings)) is not None:
+        print(f"mg: {problem}", file=sys.stderr)
         return 2
     if args.command == "sink" and (problem := no_database_message(settings)) is not None:
         # Reading commands never create a database; an empty new one would only fail later.

@@ -64,3 +64,15 @@ async def test_reading_commands_without_a_database_say_so_and_create_nothing(
         assert ran.err.startswith("mg: no database here: mg-data/postgres does not exist"), ran
         assert len(ran.err.splitlines()) == 1
         assert list(tmp_path.iterdir()) == []
+
+
+async def test_serve_with_a_missing_tls_file_names_it_in_one_line(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "mg.toml",
+        {
+            "server": {"port": 0, "certfile": str(tmp_path / "cert.pem"), "keyfile": "k.pem"},
+            "namespaces": {"orders": {"processor": {"url": "http://127.0.0.1:9/processor"}}},
+        },
+    )
+    ran = await mg_process("serve", "--config", str(config), env=environment(MG_DATABASE_URL=NO_DB))
+    assert (ran.code, ran.err) == (2, f"mg: server.certfile: no such file: {tmp_path}/cert.pem\n")
