@@ -76,6 +76,10 @@ async def search(view: View, ns: str) -> Response:
     if query.get("id"):
         # The "open a machine by id" form: a GET form cannot put the id in the path.
         return redirect(render.machine_path(ns, requests.machine_id(query["id"])))
+    if query.get("tag"):
+        tag = requests.machine_id(query["tag"], "tag")
+        holder = await service.get(ns, Ref(tag=tag), NO_HISTORY)
+        return redirect(render.machine_path(ns, holder.record.id))
     status = requests.query_status(query)
     limit = _page_limit(query, SEARCH_LIMIT)
     cursor = requests.query_cursor(query)
@@ -155,8 +159,10 @@ async def sink(view: View, name: str) -> Response:
     sinks = view.console.sinks
     sinks.sink(name)
     query = _query()
+    # Newest first; ``before=N`` pages back (positions below N), without the live feed.
+    before = requests.query_range({"after": query["before"]}).after if "before" in query else None
     newest = await sinks.read(
-        name, Range(limit=SINK_EVENTS_SHOWN, direction=Direction.BACKWARD), 0.0
+        name, Range(after=before, limit=SINK_EVENTS_SHOWN, direction=Direction.BACKWARD), 0.0
     )
     verdict = None
     check_from = query.get("from", "")
@@ -168,6 +174,8 @@ async def sink(view: View, name: str) -> Response:
         sink=name,
         events=[sink_event_row(event) for event in newest],
         last=newest[0].position if newest else 0,
+        live=before is None,
+        older=newest[-1].position if newest and newest[-1].position > 1 else None,
         verdict=verdict,
         check_from=check_from,
         check_to=check_to,

@@ -664,3 +664,50 @@ async def test_pages_show_one_page_of_a_long_history_and_a_big_namespace(
     assert shown == [f"bulk-{n:06d}" for n in range(50001, 50006)]
     overview = await ui.get("/ui/")
     assert '<td class="num">100001</td>' in overview.text
+
+
+async def test_a_machine_is_opened_by_its_tag(
+    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
+) -> None:
+    async def behaviour(seen: Seen) -> Answer:
+        if seen.kind == "call":
+            return Answer(body={"response": "tagged", "action": {"tag": "invoice/7"}})
+        return await echo(seen)
+
+    processor.behaviour = behaviour
+    await api.start("m1", 1)
+    assert (await api.call("m1", "tag it")).status_code == 200
+    found = await ui.get("/ui/namespaces/test/machines", params={"tag": "invoice/7"})
+    assert found.status_code == 303
+    assert found.headers["location"] == "/ui/namespaces/test/machines/m1"
+    page = await ui.get(found.headers["location"])
+    assert '<span class="tag">invoice/7</span>' in page.text
+    missing = await ui.get("/ui/namespaces/test/machines", params={"tag": "nobody"})
+    assert missing.status_code == 404
+    assert "no machine holds tag" in missing.text
+
+
+async def test_the_sink_page_pages_back_without_the_live_feed(
+    api: Api, ui: httpx.AsyncClient
+) -> None:
+    for n in range(55):
+        assert (await api.start(f"m{n:02d}", n)).status_code == 201
+    feed = await ui.get("/ui/sinks/main/events", params={"after": 54})
+    assert [e["position"] for e in feed.json()["events"]] == [55]
+
+    def positions(page: httpx.Response) -> list[int]:
+        return [
+            int(p) for p in re.findall(r'<tr class="sink-event"><td class="num">(\d+)', page.text)
+        ]
+
+    newest = await ui.get("/ui/sinks/main")
+    assert positions(newest) == list(range(55, 5, -1))
+    assert "data-feed=" in newest.text
+    older = re.search(r'href="([^"]+)" id="sink-older"', newest.text)
+    assert older is not None
+    back = await ui.get(older.group(1))
+    assert positions(back) == [5, 4, 3, 2, 1]
+    assert "data-feed=" not in back.text
+    assert 'id="sink-older"' not in back.text
+    assert 'id="sink-newest"' in back.text
+    assert (await ui.get("/ui/sinks/main?before=x")).status_code == 400
