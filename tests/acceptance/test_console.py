@@ -1,61 +1,35 @@
 """The operator console over plain HTTP (PROTOCOL section 9): every page's status codes,
-auth with the API's tokens, CSRF refusal, escaping, paging bounds and the actions, on a real
-node with a real processor over HTTP."""
+errors in words, CSP, escaping, CSRF refusal, paging bounds of the search, the history and the
+sink, on a real node with a real processor over HTTP. Actions: test_console_actions.py; login:
+test_console_auth.py."""
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 import trio
-import trustme
 
-from mg.node import Node, running_node
-from mg.settings import from_mapping
-from tests.acceptance.test_tls import client_context, settings_with
+from mg.node import Node
 from tests.support.api import Api, body
-from tests.support.cluster import NodeFactory, api_for
-from tests.support.console import console_client, csrf_in, post_form
+from tests.support.cluster import NodeFactory
+from tests.support.console import (
+    SCRIPT,
+    SINK,
+    console_client,
+    csrf_in,
+    failed_machine,
+    node,
+    ui,
+)
 from tests.support.processor import Answer, FakeProcessor, Seen, echo
 from tests.support.sql import sql
 
-SINK = {"sinks": ["main"], "sinks_config": {"main": {}}}
-SCRIPT = "<script>alert('pwned')</script>"
-
-
-@pytest.fixture
-async def node(nodes: NodeFactory) -> Node:
-    found: Node = await nodes(**SINK)
-    return found
-
-
-@pytest.fixture
-async def ui(node: Node) -> AsyncIterator[httpx.AsyncClient]:
-    async with console_client(node.url) as client:
-        yield client
-
-
-def fail_calls(processor: FakeProcessor) -> None:
-    async def behaviour(seen: Seen) -> Answer:
-        if seen.kind == "call":
-            return Answer(status=500, raw=b"card declined by the bank", media="text/plain")
-        if seen.kind == "repair":
-            return Answer(body={"response": "fixed", "events": [{"data": "repaired"}]})
-        return await echo(seen)
-
-    processor.behaviour = behaviour
-
-
-async def failed_machine(api: Api, processor: FakeProcessor, machine_id: str) -> None:
-    fail_calls(processor)
-    assert (await api.start(machine_id, {"order": machine_id})).status_code == 201
-    assert (await api.call(machine_id, "pay")).status_code == 409
+__all__ = ["node", "ui"]  # fixtures shared with the other console test modules
 
 
 async def test_every_page_answers_200(api: Api, ui: httpx.AsyncClient) -> None:
@@ -218,139 +192,6 @@ async def test_csrf_cookie_is_httponly_and_strict(ui: httpx.AsyncClient) -> None
     assert "set-cookie" not in again.headers  # one token per browser, kept
 
 
-async def test_a_failed_machine_is_found_read_and_repaired(
-    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
-) -> None:
-    await failed_machine(api, processor, "order-B")
-    await api.start("order-A", 1)
-    overview = await ui.get("/ui/")
-    assert 'href="/ui/namespaces/test/machines?status=failed">1</a>' in overview.text
-    failed = await ui.get("/ui/namespaces/test/machines", params={"status": "failed"})
-    assert "order-B" in failed.text
-    assert "order-A" not in failed.text
-    assert "card declined by the bank" in failed.text
-    page = await ui.get("/ui/namespaces/test/machines/order-B")
-    assert "card declined by the bank" in page.text
-    assert "&#34;order&#34;: &#34;order-B&#34;" in page.text  # the start event's data
-    action = "/ui/namespaces/test/actions/repair"
-    fields = {"id": "order-B", "args": '{"retry": true}'}
-    confirm = await ui.post(action, data={**fields, "csrf": csrf_in(page)})
-    assert confirm.status_code == 200
-    assert 'Repair machine “<span class="name">order-B</span>”' in confirm.text
-    assert body(await api.get("order-B"))["status"] == "failed"  # not before confirming
-    done = await ui.post(action, data={**fields, "confirmed": "yes", "csrf": csrf_in(page)})
-    assert done.status_code == 303
-    assert done.headers["location"] == "/ui/namespaces/test/machines/order-B?done=repair"
-    assert processor.of_kind("repair")[-1].body["args"] == {"retry": True}
-    after = await ui.get(done.headers["location"])
-    assert "Repaired" in after.text
-    assert body(await api.get("order-B"))["status"] == "sleeping"
-
-
-async def test_repair_args_are_checked_and_api_errors_are_shown_in_words(
-    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
-) -> None:
-    await failed_machine(api, processor, "m1")
-    assert (await api.start("fine", 1)).status_code == 201
-    action = "/ui/namespaces/test/actions/repair"
-    page = "/ui/namespaces/test/machines/m1"
-    bad = await post_form(ui, page, action, {"id": "m1", "args": "{not json", "confirmed": "yes"})
-    assert bad.status_code == 400
-    assert "args are not valid JSON" in bad.text
-    nan = await post_form(ui, page, action, {"id": "m1", "args": "NaN", "confirmed": "yes"})
-    assert nan.status_code == 400
-    working = await post_form(ui, page, action, {"id": "fine", "args": "1", "confirmed": "yes"})
-    assert working.status_code == 409
-    assert "machine already working" in working.text
-    assert "is not failed" in working.text
-
-    async def refuse(seen: Seen) -> Answer:
-        return Answer(422, {"error": "repair_failed", "reason": {"why": SCRIPT}})
-
-    processor.behaviour = refuse
-    refused = await post_form(ui, page, action, {"id": "m1", "args": "1", "confirmed": "yes"})
-    assert refused.status_code == 422
-    assert "repair failed" in refused.text
-    assert SCRIPT not in refused.text
-    assert body(await api.get("m1"))["status"] == "failed"
-
-
-async def test_simple_repair_notify_and_remove_are_confirmed_then_done(
-    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
-) -> None:
-    await failed_machine(api, processor, "m1")
-    page = "/ui/namespaces/test/machines/m1"
-    base = "/ui/namespaces/test/actions/"
-    confirm = await post_form(ui, page, base + "simple-repair", {"id": "m1"})
-    assert "Simple repair machine" in confirm.text
-    done = await post_form(ui, page, base + "simple-repair", {"id": "m1", "confirmed": "yes"})
-    assert done.status_code == 303
-    assert body(await api.get("m1"))["status"] == "sleeping"
-
-    processor.behaviour = echo
-    notify = await post_form(
-        ui, page, base + "notify", {"id": "m1", "args": '{"ping": 1}', "confirmed": "yes"}
-    )
-    assert notify.status_code == 303
-    with trio.fail_after(10):
-        while not processor.of_kind("notification", "m1"):
-            await trio.sleep(0.05)
-
-    confirm = await post_form(ui, page, base + "remove", {"id": "m1"})
-    assert confirm.status_code == 200
-    assert 'Remove machine “<span class="name">m1</span>”' in confirm.text
-    assert (await api.get("m1")).status_code == 200
-    removed = await post_form(ui, page, base + "remove", {"id": "m1", "confirmed": "yes"})
-    assert removed.status_code == 303
-    assert removed.headers["location"] == "/ui/namespaces/test/machines?done=remove&id=m1"
-    assert (await api.get("m1")).status_code == 404
-    gone = await ui.post(
-        base + "remove", data={"id": "m1", "confirmed": "yes", "csrf": csrf_in(confirm)}
-    )
-    assert gone.status_code == 404
-    assert "does not exist" in gone.text
-
-
-async def test_queued_notifications_are_shown(
-    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
-) -> None:
-    await failed_machine(api, processor, "m1")
-    answer = await api.post(api.machine_path("m1") + "/notify", {"args": {"queued": SCRIPT}})
-    assert answer.status_code == 202
-    page = await ui.get("/ui/namespaces/test/machines/m1")
-    assert 'id="notifications"' in page.text
-    assert "&#34;queued&#34;" in page.text
-    assert SCRIPT not in page.text
-
-
-async def test_bulk_simple_repair_goes_page_by_page_with_a_result_per_machine(
-    api: Api, processor: FakeProcessor, ui: httpx.AsyncClient
-) -> None:
-    for n in range(5):
-        await failed_machine(api, processor, f"f{n}")
-    await api.start("ok", 1)
-    search = "/ui/namespaces/test/machines?status=failed"
-    action = "/ui/namespaces/test/bulk-simple-repair"
-    confirm = await post_form(ui, search, action, {"limit": "2"})
-    assert confirm.status_code == 200
-    assert 'id="bulk-count">5</span> failed machines' in confirm.text
-    csrf = csrf_in(confirm)
-    fields: dict[str, Any] = {"csrf": csrf, "limit": "2", "confirmed": "yes"}
-    repaired: list[str] = []
-    for _ in range(3):
-        done = await ui.post(action, data=fields)
-        assert done.status_code == 200, done.text
-        repaired += re.findall(r'<td><a href="[^"]+">(f\d)</a></td><td class="good">', done.text)
-        cursor = re.search(r'name="cursor" value="([^"]+)"', done.text)
-        if cursor is None:
-            assert 'id="bulk-finished"' in done.text
-            break
-        fields["cursor"] = cursor.group(1)
-    assert repaired == [f"f{n}" for n in range(5)]
-    for n in range(5):
-        assert body(await api.get(f"f{n}"))["status"] == "sleeping"
-
-
 async def test_search_pages_with_the_service_cursor(api: Api, ui: httpx.AsyncClient) -> None:
     for n in range(7):
         await api.start(f"m{n}", n)
@@ -469,84 +310,6 @@ async def test_openapi_leaves_the_console_out_and_metrics_count_it(
     )
 
 
-TOKEN = "console-test-token-8c1f2e"
-OTHER = "console-other-token-77aa01"
-
-
-@pytest.fixture
-async def guarded(database_url: str, processor: FakeProcessor) -> AsyncIterator[str]:
-    namespace: dict[str, Any] = {"processor": {"url": processor.url}}
-    config = {
-        "namespaces": {"test": namespace, "other": namespace},
-        "sinks": {"main": {}},
-        "auth": {
-            "enabled": True,
-            "tokens": {
-                "ops": {"token": TOKEN, "namespaces": ["test"], "sinks": ["main"]},
-                "others": {"token": OTHER, "namespaces": ["other"]},
-            },
-        },
-    }
-    namespace["sinks"] = ["main"]
-    async with running_node(from_mapping(config, environ={}), database_url, port=0) as found:
-        yield found.url
-
-
-async def test_with_auth_on_the_console_asks_for_a_token_once(guarded: str) -> None:
-    async with console_client(guarded) as ui:
-        first = await ui.get("/ui/namespaces/test/machines?status=failed")
-        assert first.status_code == 303
-        assert first.headers["location"] == (
-            "/ui/login?next=/ui/namespaces/test/machines%3Fstatus%3Dfailed"
-        )
-        login = await ui.get(first.headers["location"])
-        assert login.status_code == 200
-        csrf = csrf_in(login)
-        wrong = await ui.post("/ui/login", data={"csrf": csrf, "token": "x" * 20, "next": "/ui/"})
-        assert wrong.status_code == 401
-        assert "not one this service knows" in wrong.text
-        no_csrf = await ui.post("/ui/login", data={"token": TOKEN})
-        assert no_csrf.status_code == 403
-        right = await ui.post(
-            "/ui/login",
-            data={"csrf": csrf, "token": TOKEN, "next": "/ui/namespaces/test/machines"},
-        )
-        assert right.status_code == 303
-        assert right.headers["location"] == "/ui/namespaces/test/machines"
-        cookie = right.headers["set-cookie"]
-        assert cookie.startswith("mg_console_token=")
-        assert "HttpOnly" in cookie
-        assert "SameSite=Strict" in cookie
-        assert "Path=/ui" in cookie
-        assert (await ui.get("/ui/namespaces/test/machines")).status_code == 200
-        assert (await ui.get("/ui/sinks/main")).status_code == 200
-        overview = await ui.get("/ui/")
-        assert 'href="/ui/namespaces/test/machines"' in overview.text
-        assert "/ui/namespaces/other/" not in overview.text
-        other = await ui.get("/ui/namespaces/other/machines")
-        assert other.status_code == 403
-        assert "may not use namespace" in other.text
-        page = await ui.get("/ui/")
-        out = await ui.post("/ui/logout", data={"csrf": csrf_in(page)})
-        assert out.status_code == 303
-        assert out.headers["set-cookie"].startswith("mg_console_token=;")
-        assert (await ui.get("/ui/")).status_code == 303
-    async with console_client(guarded) as ui:
-        page = await ui.get("/ui/login")
-        evil = await ui.post(
-            "/ui/login", data={"csrf": csrf_in(page), "token": OTHER, "next": "//evil.example/"}
-        )
-        assert evil.headers["location"] == "/ui/"
-        assert (await ui.get("/ui/sinks/main")).status_code == 403
-
-
-async def test_the_api_still_needs_its_header_with_a_console_cookie(guarded: str) -> None:
-    async with console_client(guarded) as ui:
-        page = await ui.get("/ui/login")
-        await ui.post("/ui/login", data={"csrf": csrf_in(page), "token": TOKEN})
-        assert (await ui.get("/v1/namespaces/test/machines")).status_code == 401
-
-
 async def test_the_live_feed_is_bounded_like_the_api_s_long_polls(nodes: NodeFactory) -> None:
     bounded: Node = await nodes(limits={"max_long_polls": 1}, **SINK)
     async with console_client(bounded.url) as ui, trio.open_nursery() as nursery:
@@ -558,69 +321,6 @@ async def test_the_live_feed_is_bounded_like_the_api_s_long_polls(nodes: NodeFac
         assert second.headers["retry-after"]
         assert (await ui.get("/ui/sinks/main")).status_code == 200  # pages: another budget
         nursery.cancel_scope.cancel()
-
-
-async def test_over_tls_the_cookies_are_secure(
-    tmp_path: Path, database_url: str, processor: FakeProcessor
-) -> None:
-    authority = trustme.CA()
-    base = settings_with(tmp_path, authority, processor)
-    settings = from_mapping(
-        {
-            "server": {"certfile": base.server.certfile, "keyfile": base.server.keyfile},
-            "namespaces": {"test": {"processor": {"url": processor.url}}},
-            "auth": {"enabled": True, "tokens": {"ops": {"token": TOKEN, "namespaces": ["*"]}}},
-        },
-        environ={},
-    )
-    async with (
-        running_node(settings, database_url, port=0) as found,
-        httpx.AsyncClient(
-            base_url=found.url.replace("http://", "https://"),
-            verify=client_context(authority),
-            trust_env=False,
-        ) as ui,
-    ):
-        page = await ui.get("/ui/login")
-        assert "Secure" in page.headers["set-cookie"]
-        login = await ui.post("/ui/login", data={"csrf": csrf_in(page), "token": TOKEN})
-        assert login.status_code == 303
-        cookie = login.headers["set-cookie"]
-        assert cookie.startswith("mg_console_token=")
-        assert "Secure" in cookie
-        assert "HttpOnly" in cookie
-        assert "SameSite=Strict" in cookie
-        assert (await ui.get("/ui/")).status_code == 200
-
-
-async def test_a_retrying_machine_shows_its_retry_state_and_timer(
-    nodes: NodeFactory, processor: FakeProcessor
-) -> None:
-    retries = {"timers": {"type": "linear", "timeout": "30s", "max_retries": "infinity"}}
-    retrying_node: Node = await nodes(retries=retries)
-
-    async def behaviour(seen: Seen) -> Answer:
-        if seen.kind == "timeout":
-            return Answer(status=503, raw=b"<b>maintenance</b>", media="text/plain")
-        return Answer(
-            body={"events": [{"data": "init"}], "action": {"timer": {"set": {"timeout": 0}}}}
-        )
-
-    processor.behaviour = behaviour
-    async with console_client(retrying_node.url) as ui, api_for(retrying_node) as api:
-        assert (await api.start("m1")).status_code == 201
-        with trio.fail_after(10):
-            while body(await api.get("m1"))["status"] != "retrying":
-                await trio.sleep(0.05)
-        page = await ui.get("/ui/namespaces/test/machines/m1")
-        retry = page.text.split('id="retry">')[1].split("</dd>")[0]
-        assert "timer step, attempt 1 failed; next at" in retry
-        assert "&lt;b&gt;maintenance&lt;/b&gt;" in retry
-        assert "in 29 s" in retry or "in 30 s" in retry
-        timer = page.text.split('id="timer">')[1].split("</dd>")[0]
-        assert "UTC" in timer
-        listed = await ui.get("/ui/namespaces/test/machines", params={"status": "retrying"})
-        assert 'class="status status-retrying">retrying</span>' in listed.text
 
 
 @pytest.mark.slow
