@@ -20,6 +20,44 @@ import httpx
 PER_POOL = 1
 
 
+class AnswerTooLarge(Exception):
+    """An answer's body is over the byte limit of its reader (nothing past it was read)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the answer is over {limit} bytes (at least {size})")
+        self.size = size
+        self.limit = limit
+
+
+async def read_limited(response: httpx.Response, limit: int | None) -> bytes:
+    """The body of a streamed ``response``, decoded, or ``AnswerTooLarge`` as soon as more than
+    ``limit`` bytes are declared or read: a huge answer never sits in memory whole."""
+    declared = response.headers.get("content-length", "")
+    if limit is not None and declared.isdigit() and int(declared) > limit:
+        raise AnswerTooLarge(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise AnswerTooLarge(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def buffered(
+    streamed: httpx.Response, content: bytes, request: httpx.Request | None = None
+) -> httpx.Response:
+    """A read answer holding ``content`` (already decoded: every header is kept but the
+    content encoding)."""
+    kept = [
+        (name, value)
+        for name, value in streamed.headers.multi_items()
+        if name.lower() != "content-encoding"
+    ]
+    return httpx.Response(streamed.status_code, headers=kept, content=content, request=request)
+
+
 class HttpPools:
     """At most ``max_connections`` keep-alive connections, in pools of ``PER_POOL``."""
 
@@ -38,10 +76,16 @@ class HttpPools:
         self._in_flight = [0] * count
 
     async def send(
-        self, url: httpx.URL, body: bytes, headers: dict[str, str], seconds: float
+        self,
+        url: httpx.URL,
+        body: bytes,
+        headers: dict[str, str],
+        seconds: float,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
         """POST ``body`` and read the whole answer; httpx's ``TimeoutException`` past
-        ``seconds`` (for connecting, waiting for a connection, writing, reading)."""
+        ``seconds`` (for connecting, waiting for a connection, writing, reading),
+        ``AnswerTooLarge`` past ``max_bytes`` of body."""
         request = httpx.Request(
             "POST",
             url,
@@ -53,15 +97,14 @@ class HttpPools:
         index = in_flight.index(min(in_flight))
         in_flight[index] += 1
         try:
-            response = await self._transports[index].handle_async_request(request)
+            streamed = await self._transports[index].handle_async_request(request)
             try:
-                await response.aread()
+                content = await read_limited(streamed, max_bytes)
             finally:
-                await response.aclose()
+                await streamed.aclose()
         finally:
             in_flight[index] -= 1
-        response.request = request
-        return response
+        return buffered(streamed, content, request)
 
     async def aclose(self) -> None:
         for transport in self._transports:
