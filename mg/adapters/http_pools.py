@@ -30,8 +30,11 @@ class AnswerTooLarge(Exception):
 
 
 async def read_limited(response: httpx.Response, limit: int | None) -> bytes:
-    """The body of a streamed ``response``, decoded, or ``AnswerTooLarge`` as soon as more than
-    ``limit`` bytes are declared or read: a huge answer never sits in memory whole."""
+    """The body of a streamed ``response``, decoded, or ``AnswerTooLarge`` when it is over
+    ``limit`` bytes: refused before reading when its declared length says so, else read to
+    its end with everything past the limit dropped, so a huge answer never sits in memory.
+    (Reading on, rather than leaving the stream half-read, lets httpcore's generators finish:
+    trio warns about async generators collected unfinished.)"""
     declared = response.headers.get("content-length", "")
     if limit is not None and declared.isdigit() and int(declared) > limit:
         raise AnswerTooLarge(int(declared), limit)
@@ -39,9 +42,12 @@ async def read_limited(response: httpx.Response, limit: int | None) -> bytes:
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
-        if limit is not None and size > limit:
-            raise AnswerTooLarge(size, limit)
-        chunks.append(chunk)
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        elif chunks:
+            chunks.clear()
+    if limit is not None and size > limit:
+        raise AnswerTooLarge(size, limit)
     return b"".join(chunks)
 
 

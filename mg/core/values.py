@@ -34,6 +34,8 @@ def unpack(data: bytes) -> Any:
         return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_refuse_ext)
     except ValueRejected:
         raise
+    except msgpack.exceptions.StackError:
+        raise ValueRejected(f"value nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, msgpack.UnpackException, TypeError) as error:
         raise ValueRejected(f"malformed MessagePack: {error}") from error
 

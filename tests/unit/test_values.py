@@ -153,3 +153,8 @@ def test_json_lone_surrogate_escapes_parse_and_are_refused_by_the_rule() -> None
         values.check(parsed, "body")
     # A proper pair is one character, and fine.
     values.check(values.loads_json(b'"\\ud83d\\ude00"'))
+
+
+def test_messagepack_nested_past_the_unpackers_stack_is_refused_as_nesting() -> None:
+    with pytest.raises(values.ValueRejected, match="nested deeper than 100 levels"):
+        values.unpack(b"\x91" * 100_000 + b"\xc0")
