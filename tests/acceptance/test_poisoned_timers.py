@@ -104,6 +104,20 @@ async def test_poisoned_timers_neither_stop_other_timers_nor_the_node(
                     f"UPDATE mg_machines SET {change}, version = version + 1 WHERE id = $1",
                     machine_id,
                 )
+            # A failed machine keeps its timer without firing it: GET and search show it.
+            assert (await api.start("legacy-failed", {"timer": {"timeout": 3600}})).is_success
+            await db.execute(
+                "UPDATE mg_machines SET status = 'failed', failure_reason = 'old', "
+                "status_before_failure = 'waiting', timer_fire_at = '-infinity', "
+                "wake_at = NULL, version = version + 1 WHERE id = 'legacy-failed'"
+            )
+            for accept in ("application/json", "application/msgpack"):
+                shown = await api.http.get(
+                    api.machine_path("legacy-failed"), headers={"accept": accept}
+                )
+                assert shown.status_code == 200, shown.text
+                assert body(shown)["timer"] == "1970-01-01T00:00:00.000000Z"
+            assert (await api.search(status="failed")).status_code == 200
             # A legacy notification whose args a JSON processor request cannot carry, and one
             # queued behind it.
             assert (await api.start("legacy-nan-notify")).is_success
@@ -165,7 +179,7 @@ async def test_poisoned_timers_neither_stop_other_timers_nor_the_node(
             assert rows[0]["deliver_at"] is None  # parked until repair
             # Every reader answers, with RFC 3339 times of four-digit years.
             page = body(await api.search(limit=100))
-            assert len(page["machines"]) == 20 + len(BAD_TIMERS) + len(legacy) + 1
+            assert len(page["machines"]) == 20 + len(BAD_TIMERS) + len(legacy) + 2
             for row in page["machines"]:
                 if row["timer"] is not None:
                     parse_time(row["timer"])
