@@ -16,9 +16,9 @@ from mg.api.admission import Admission
 from mg.api.auth import Authenticator
 from mg.api.instrument import HttpMetrics
 from mg.api.operator import ALL_METHODS, ROUTE_KEY, Operator, add_operator_routes, mark_route
+from mg.core import log_context as context
 from mg.core.trace import TraceContext, continue_or_start
 from mg.errors import InvalidRequest, MgError, PayloadTooLarge, Unavailable
-from mg.observability import context
 from mg.service.machines import MachineService
 from mg.service.sinks import SinkReader
 from mg.settings import Auth
@@ -77,6 +77,11 @@ async def _answer(
         sinks=sinks,
     )
     return await route.handler(call)
+
+
+# The type of the ASGI application ``create_app`` makes, for the composition root to name
+# without importing Quart itself.
+App = QuartTrio
 
 
 def create_app(

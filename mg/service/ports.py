@@ -92,6 +92,22 @@ class StepSession(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class GaugeSample:
+    """What the database says about troubled machines, queues and sinks, for the metrics
+    gauges that need it (sampled by ``mg.observability.sampler``)."""
+
+    retrying: dict[str, int]
+    failed: dict[str, int]
+    queued: dict[str, int]
+    outbox: dict[str, tuple[int, float]]
+    heads: dict[str, int]
+
+
+class Gauges(Protocol):
+    async def sample(self) -> GaugeSample: ...
+
+
 class Storage(Protocol):
     def step(
         self, ns: str, machine_id: str, deadline: Deadline

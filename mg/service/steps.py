@@ -12,6 +12,7 @@ from typing import Any
 
 import trio
 
+from mg.core import log_context as context
 from mg.core.clock import utc_now
 from mg.core.deadline import Deadline
 from mg.core.facts import Observer, ProcessorCalled, StepFinished, ignore
@@ -30,7 +31,6 @@ from mg.errors import (
     RepairFailed,
     TransientError,
 )
-from mg.observability import context
 from mg.service.locks import MachineLocks
 from mg.service.ports import Nudges, Processor, StepSession, Storage
 from mg.settings import Namespace, Settings
