@@ -41,6 +41,8 @@ def stored_time(moment: datetime) -> datetime:
     ``infinity`` come back from the driver as naive ``datetime.min``/``datetime.max``: they
     are read as the edges of the window (``EARLIEST``, ``LATEST``), so nothing read back is
     naive or infinite, and a legacy timer at ``-infinity`` is simply due."""
+    if moment.tzinfo is UTC:
+        return moment  # what the driver gives for every finite timestamptz
     if moment.tzinfo is None:
         if moment == datetime.min:
             return EARLIEST
