@@ -88,9 +88,13 @@ class HttpProcessor:
             except (ShapeError, ValueError):
                 refusal = None
             if isinstance(refusal, dict) and refusal.get("error") == "repair_failed":
-                raise RepairFailed(
-                    "the processor refused the repair", reason=parse_refusal(refusal)
-                )
+                try:
+                    reason = parse_refusal(refusal)
+                except ShapeError as error:
+                    raise ProcessorPermanentFailure(
+                        f"the processor's refusal breaks the protocol: {error}"
+                    ) from error
+                raise RepairFailed("the processor refused the repair", reason=reason)
         if not 200 <= status < 300:
             raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")
         try:

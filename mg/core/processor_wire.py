@@ -229,9 +229,12 @@ def _parse_timer(value: Any) -> TimerSpec | Unset:
 
 
 def parse_refusal(value: Any) -> Any | None:
-    """The reason of a ``422 {"error": "repair_failed", "reason": ...}`` answer, else None."""
+    """The reason of a ``422 {"error": "repair_failed", "reason": ...}`` answer, else None;
+    ``ShapeError`` if the reason breaks the value rule (it goes back to the client)."""
     if isinstance(value, dict) and value.get("error") == "repair_failed":
-        return value.get("reason")
+        reason = value.get("reason")
+        _check_value(reason, "reason")
+        return reason
     return None
 
 

@@ -187,3 +187,24 @@ async def test_bad_values_from_a_client_are_400_and_nothing_reaches_the_processo
 
         await wait_for(delivered)
         await _readers_answer(node, api, ["m"])
+
+
+async def test_a_repair_refusal_with_a_bad_reason_fails_the_repair_not_the_node(
+    nodes: NodeFactory, processor: FakeProcessor
+) -> None:
+    async def behaviour(seen: Seen) -> Answer:
+        if seen.kind == "init":
+            return Answer(body={})
+        if seen.kind == "call":
+            return Answer(status=500, body="broken", media=JSON)
+        return Answer(status=422, body={"error": "repair_failed", "reason": math.nan})
+
+    processor.behaviour = behaviour
+    node = await _start_node(nodes, "msgpack")
+    async with api_for(node) as api:
+        assert (await api.start("m")).status_code == 201
+        assert (await api.call("m")).status_code == 409
+        answer = await api.repair("m")
+        assert answer.status_code == 409, answer.text
+        assert "reason: float NaN is not a contract value" in body(answer)["reason"]
+        await _readers_answer(node, api, ["m"])

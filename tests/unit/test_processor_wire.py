@@ -7,7 +7,14 @@ import pytest
 
 from mg.core.clock import format_time, stored_duration, stored_time
 from mg.core.model import Content, Direction
-from mg.core.processor_wire import Kind, TimerSpec, Unset, parse_reply, request_value
+from mg.core.processor_wire import (
+    Kind,
+    TimerSpec,
+    Unset,
+    parse_refusal,
+    parse_reply,
+    request_value,
+)
 from mg.core.shapes import ShapeError
 
 
@@ -165,3 +172,9 @@ def test_stored_times_and_durations_read_back_sane() -> None:
     assert stored_duration(math.inf) == 86_400.0
     assert stored_duration(1e300) == 86_400.0
     assert stored_duration(2.5) == 2.5
+
+
+def test_a_repair_refusal_whose_reason_breaks_the_value_rule_is_refused() -> None:
+    assert parse_refusal({"error": "repair_failed", "reason": {"why": 1}}) == {"why": 1}
+    with pytest.raises(ShapeError, match="reason: float NaN"):
+        parse_refusal({"error": "repair_failed", "reason": math.nan})
