@@ -42,6 +42,15 @@ BAD_IN_REPLIES: dict[str, tuple[str, bytes, str]] = {
 }
 
 
+BAD_TIMER_FIELDS = [
+    ("nan-timeout", {"timeout": math.nan}, "timeout must be a finite"),
+    ("inf-timeout", {"timeout": math.inf}, "timeout must be a finite"),
+    ("inf-handling", {"timeout": 0, "handling_timeout": math.inf}, "handling_timeout must be"),
+    ("huge-handling", {"timeout": 0, "handling_timeout": 1e300}, "handling_timeout is more"),
+    ("year-10000", {"deadline": "10000-01-01T00:00:00Z"}, "not an RFC 3339 timestamp"),
+]
+
+
 def _reply(media: str, bad: bytes, place: str) -> bytes:
     """A reply with the bad value at ``place`` (events, response or aux_state)."""
     shape: dict[str, Any] = {
@@ -62,6 +71,9 @@ def _plan(source: str) -> list[tuple[str, str, bytes, str]]:
         for name, (media, bad, words) in BAD_IN_REPLIES.items()
         for place in places
     ]
+    for name, spec, words in BAD_TIMER_FIELDS:
+        reply = msgpack.packb({"action": {"timer": {"set": spec}}})
+        plan.append((f"{source}-timer-{name}", MSGPACK, reply, words))
     too_many = json.dumps({"events": [{"data": n} for n in range(MAX_EVENTS + 1)]}).encode()
     too_big = json.dumps({"response": "x" * MAX_REPLY_BYTES}).encode()
     plan.append((f"{source}-events", JSON, too_many, f"the limit is {MAX_EVENTS}"))
