@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import httpx
+import trio
 
 PER_POOL = 1
 
@@ -89,9 +90,14 @@ class HttpPools:
         seconds: float,
         max_bytes: int | None = None,
     ) -> httpx.Response:
-        """POST ``body`` and read the whole answer; httpx's ``TimeoutException`` past
-        ``seconds`` (for connecting, waiting for a connection, writing, reading),
-        ``AnswerTooLarge`` past ``max_bytes`` of body."""
+        """POST ``body`` and read the whole answer within ``seconds``, headers and body
+        together; httpx's ``TimeoutException`` past them; ``AnswerTooLarge`` past
+        ``max_bytes`` of body.
+
+        httpx's own timeout bounds each socket operation only (a server that sends a byte now
+        and then never trips it), so the whole exchange also runs in a trio cancel scope.
+        Cancelled mid-answer, httpcore closes the connection rather than pooling it half read.
+        """
         request = httpx.Request(
             "POST",
             url,
@@ -102,15 +108,19 @@ class HttpPools:
         in_flight = self._in_flight
         index = in_flight.index(min(in_flight))
         in_flight[index] += 1
+        response: httpx.Response | None = None
         try:
-            streamed = await self._transports[index].handle_async_request(request)
-            try:
-                content = await read_limited(streamed, max_bytes)
-            finally:
-                await streamed.aclose()
+            with trio.move_on_after(seconds) as bound:
+                response = await self._transports[index].handle_async_request(request)
+                try:
+                    content = await read_limited(response, max_bytes)
+                finally:
+                    await response.aclose()
         finally:
             in_flight[index] -= 1
-        return buffered(streamed, content, request)
+        if bound.cancelled_caught or response is None:
+            raise httpx.ReadTimeout(f"no whole answer within {seconds:.3f}s", request=request)
+        return buffered(response, content, request)
 
     async def aclose(self) -> None:
         for transport in self._transports:

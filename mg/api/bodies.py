@@ -64,7 +64,7 @@ def decode(data: bytes, content_type: str | None) -> dict[str, Any]:
     except values.ValueRejected as error:
         raise InvalidRequest(str(error)) from error
     if not isinstance(body, dict):
-        raise InvalidRequest("the body must be an object")
+        raise InvalidRequest('the body must be an object, such as {"args": ...}')
     return body
 
 
