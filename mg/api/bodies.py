@@ -71,4 +71,10 @@ def decode(data: bytes, content_type: str | None) -> dict[str, Any]:
 def encode(body: Any, media: str) -> bytes:
     if media == MSGPACK:
         return values.pack(body)
-    return json.dumps(values.to_json(body), separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(values.to_json(body), separators=(",", ":"), ensure_ascii=False).encode()
+    except (values.ValueRejected, RecursionError, UnicodeEncodeError):
+        # A value stored before the value rule held (docs/architecture.md, "Value bounds"):
+        # the read still answers, with the part JSON cannot carry marked.
+        marked = values.to_json_marking(body)
+        return json.dumps(marked, separators=(",", ":"), ensure_ascii=False).encode()

@@ -146,6 +146,38 @@ def to_json(value: Any) -> Any:
     return value
 
 
+UNREPRESENTABLE_KEY = "$unrepresentable"
+
+
+def to_json_marking(value: Any, depth: int = 0) -> Any:
+    """``to_json`` for readers of values stored before the value rule held (a non-finite float,
+    nesting past ``MAX_DEPTH``): such a part is written as ``{"$unrepresentable": reason}``
+    instead of failing the whole read, so a JSON reader can still see the machine or the sink
+    window and learn what to skip. Called only after ``to_json`` failed: no cost on the rule's
+    values."""
+    if depth > MAX_DEPTH:
+        return {UNREPRESENTABLE_KEY: f"nested deeper than {MAX_DEPTH} levels"}
+    if isinstance(value, bytes):
+        return {BASE64_KEY: base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list | tuple):
+        return [to_json_marking(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_json_key(key): to_json_marking(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {UNREPRESENTABLE_KEY: f"float {value!r}"}
+    if isinstance(value, str) and _has_lone_surrogate(value):
+        return {UNREPRESENTABLE_KEY: "a string with a lone surrogate"}
+    return value
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _json_key(key: Any) -> str:
     if isinstance(key, str):
         return key

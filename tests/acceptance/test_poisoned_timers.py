@@ -177,6 +177,12 @@ async def test_poisoned_timers_neither_stop_other_timers_nor_the_node(
             assert rows[0]["attempt"] == 3
             assert "unexpected error" in rows[0]["last_error"]
             assert rows[0]["deliver_at"] is None  # parked until repair
+            # The legacy NaN event is readable in JSON too, marked where JSON cannot carry it.
+            shown = await api.http.get(
+                api.machine_path("legacy-nan-event"), headers={"accept": "application/json"}
+            )
+            assert shown.status_code == 200, shown.text
+            assert body(shown)["history"][0]["data"] == {"$unrepresentable": "float nan"}
             # Every reader answers, with RFC 3339 times of four-digit years.
             page = body(await api.search(limit=100))
             assert len(page["machines"]) == 20 + len(BAD_TIMERS) + len(legacy) + 2

@@ -158,3 +158,22 @@ def test_json_lone_surrogate_escapes_parse_and_are_refused_by_the_rule() -> None
 def test_messagepack_nested_past_the_unpackers_stack_is_refused_as_nesting() -> None:
     with pytest.raises(values.ValueRejected, match="nested deeper than 100 levels"):
         values.unpack(b"\x91" * 100_000 + b"\xc0")
+
+
+def test_values_stored_before_the_rule_are_written_as_json_with_marks() -> None:
+    deep: object = "bottom"
+    for _ in range(150):
+        deep = [deep]
+    marked = values.to_json_marking(
+        {"nan": math.nan, "inf": [math.inf], "deep": deep, "ok": b"\x00", "s": "\ud800"}
+    )
+    assert marked["nan"] == {"$unrepresentable": "float nan"}
+    assert marked["inf"] == [{"$unrepresentable": "float inf"}]
+    assert marked["ok"] == {"$base64": "AA=="}
+    assert marked["s"] == {"$unrepresentable": "a string with a lone surrogate"}
+    inner = marked["deep"]
+    levels = 0
+    while isinstance(inner, list):
+        inner, levels = inner[0], levels + 1
+    assert inner == {"$unrepresentable": "nested deeper than 100 levels"}
+    assert levels == 100
