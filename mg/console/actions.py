@@ -8,7 +8,6 @@ simple repair works one page of the search at a time and shows a result per mach
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,19 +32,17 @@ ACTIONS = {
 TAKES_ARGS = ("repair", "notify")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise InvalidRequest(f"{name} is not valid JSON")
-
-
 def parse_args(text: str) -> Any:
-    """Args typed as JSON (``{"$base64": ...}`` for binary), checked as the API checks a body."""
+    """Args typed as JSON (``{"$base64": ...}`` for binary), read and checked by the one value
+    rule the API applies to a body."""
     try:
-        found = values.from_json(json.loads(text, parse_constant=_refuse_constant))
-        values.check(found)
-    except InvalidRequest:
-        raise
-    except (ValueError, RecursionError) as error:
+        found = values.loads_json(text)
+    except ValueError as error:
         raise InvalidRequest(f"args are not valid JSON: {error}") from error
+    try:
+        values.check(found, "args")
+    except values.ValueRejected as error:
+        raise InvalidRequest(str(error)) from error
     return found
 
 

@@ -25,10 +25,12 @@ def as_json(value: Any) -> str:
     """A value as readable JSON text (binary as ``{"$base64": ...}``); never markup: the
     templates escape it like any other text."""
     try:
-        return json.dumps(values.to_json(value), indent=2, ensure_ascii=False)
-    except (values.ValueRejected, ValueError, TypeError):
-        # A non-finite float has no JSON form; say what it is rather than fail the page.
-        return repr(value)
+        text = json.dumps(values.to_json(value), indent=2, ensure_ascii=False)
+        text.encode("utf-8")  # a lone surrogate cannot be sent
+        return text
+    except (values.ValueRejected, RecursionError, UnicodeEncodeError):
+        # A value stored before the value rule held: the API's marking, not a failed page.
+        return json.dumps(values.to_json_marking(value), indent=2, ensure_ascii=False)
 
 
 def utc(moment: datetime | None) -> str:

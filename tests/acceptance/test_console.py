@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgpack
 import pytest
 import trio
 
@@ -411,3 +412,23 @@ async def test_the_sink_page_pages_back_without_the_live_feed(
     assert 'id="sink-older"' not in back.text
     assert 'id="sink-newest"' in back.text
     assert (await ui.get("/ui/sinks/main?before=x")).status_code == 400
+
+
+async def test_a_value_stored_before_the_value_rule_is_marked_not_a_failed_page(
+    api: Api, ui: httpx.AsyncClient, database_url: str
+) -> None:
+    assert (await api.start("old", 1)).status_code == 201
+    nan = msgpack.packb({"amount": float("nan")})
+    async with sql(database_url) as db:
+        await db.execute(
+            "INSERT INTO mg_events (ns, machine_id, event_id, created_at, format_version, data)"
+            " VALUES ('test', 'old', 2, now(), NULL, $1)",
+            nan,
+        )
+        await db.execute(
+            "UPDATE mg_machines SET last_event_id = 2, version = version + 1"
+            " WHERE ns = 'test' AND id = 'old'"
+        )
+    page = await ui.get("/ui/namespaces/test/machines/old")
+    assert page.status_code == 200
+    assert "&#34;$unrepresentable&#34;: &#34;float nan&#34;" in page.text

@@ -19,7 +19,12 @@ def test_values_render_as_json_with_binary_as_base64() -> None:
         '{\n  "a": {\n    "$base64": "AAE="\n  },\n  "b": [\n    1,\n    null\n  ]\n}'
     )
     assert as_json("<script>") == '"<script>"'  # escaping is the template's job
-    assert as_json(float("nan")) == "nan"
+    assert as_json(float("nan")) == '{\n  "$unrepresentable": "float nan"\n}'
+    assert "$unrepresentable" in as_json(["\ud800"])
+    deep: list[object] = []
+    for _ in range(5000):
+        deep = [deep]
+    assert "$unrepresentable" in as_json(deep)
 
 
 def test_times_are_utc_with_how_long_ago() -> None:
