@@ -18,10 +18,15 @@ import trio
 
 from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
+from mg.api.admission import Admission
 from mg.api.app import App, create_app
+from mg.api.auth import Authenticator
 from mg.api.operator import Operator
+from mg.console.app import add_console
+from mg.console.web import Console
 from mg.core.facts import Observer
 from mg.core.sink import sequencer_topic
+from mg.databases.console import RoutedChain, RoutedConsoleReads
 from mg.databases.routing import (
     RoutedHealth,
     RoutedNudges,
@@ -182,6 +187,22 @@ def assemble(
         max_requests_in_flight=settings.limits.max_requests_in_flight,
         max_long_polls=settings.limits.max_long_polls,
         ready=ready,
+    )
+    # The operator console (/ui/): another driver of the same service, same tokens.
+    add_console(
+        app,
+        Console(
+            service=service,
+            sinks=sink_reader,
+            chain=RoutedChain(routes),
+            reads=RoutedConsoleReads(routes, tuple(settings.namespaces)),
+            authenticator=Authenticator(settings.auth),
+            namespaces=tuple(settings.namespaces),
+            sink_names=tuple(settings.sinks),
+            ready=ready,
+            admission=Admission(settings.limits.max_requests_in_flight),
+            long_polls=Admission(settings.limits.max_long_polls, "sink long-polls"),
+        ),
     )
     return Parts(
         databases=tuple(databases),

@@ -53,6 +53,14 @@ def worker_pids(node: NodeProcess) -> dict[int, int]:
     return pids
 
 
+async def every_worker_ready(node: NodeProcess, starts: int = 2) -> None:
+    """``/health/ready`` says one worker is ready; a request may land on another still starting
+    (503 then, as from a node starting): wait until ``starts`` worker starts were ready."""
+    with trio.fail_after(60):
+        while sum(m == "the node is ready" for m in node.messages()) < starts:
+            await trio.sleep(0.05)
+
+
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
@@ -80,6 +88,7 @@ async def test_two_workers_both_serve_and_one_machine_stays_exclusive(
     node = NodeProcess(config(reachable_dir, processor), env={"MG_DATABASE_URL": database_url})
     async with trio.open_nursery() as nursery:
         url = await node.start(nursery)
+        await every_worker_ready(node)
         api = Api(url)
         assert (await api.start("m", "s")).status_code == 201
         acknowledged: list[str] = []
@@ -118,6 +127,7 @@ async def test_a_killed_worker_is_restarted_and_sigterm_stops_all_and_the_embedd
     )
     async with trio.open_nursery() as nursery:
         url = await node.start(nursery)
+        await every_worker_ready(node)
         api = Api(url)
         machines = [f"m{n}" for n in range(6)]
         for machine in machines:
@@ -140,7 +150,7 @@ async def test_a_killed_worker_is_restarted_and_sigterm_stops_all_and_the_embedd
             with trio.fail_after(30):
                 while worker_pids(node).get(0) == before[0]:
                     await trio.sleep(0.05)
-            await node.wait_ready()
+            await every_worker_ready(node, 3)
             await trio.sleep(1.0)
             load_done.set()
         after = worker_pids(node)
