@@ -124,7 +124,7 @@ async def _serve(settings: Settings, url: str, worker: Worker | None = None) -> 
             if worker is None:
                 log.info("mg is serving on %s", node.url)
             else:
-                log.info("worker %d is serving", worker.index)
+                log.info("worker %d has started", worker.index)
             async with trio.open_nursery() as waiting:
 
                 async def on_signal() -> None:

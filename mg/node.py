@@ -171,10 +171,17 @@ async def running_node(
                 exposition.attach(parts.metrics.render)
                 await nursery.start(exposition.serve)
             http_done = trio.Event()
-            listen_fd = None if worker is None else worker.listen_fd
-            binds = await nursery.start(
-                _serve_http, parts, settings, port, shutdown, http_done, listen_fd
-            )
+            if worker is not None and worker.index > 0:
+                # Worker 0 answers at once (/health/live, 503 until ready); the others take
+                # connections from the shared socket only once they can serve them.
+                http = (parts, settings, port, shutdown, http_done, worker.listen_fd)
+                nursery.start_soon(_serve_http_when, serving, *http)
+                binds = [f"fd://{worker.listen_fd}"]
+            else:
+                listen_fd = None if worker is None else worker.listen_fd
+                binds = await nursery.start(
+                    _serve_http, parts, settings, port, shutdown, http_done, listen_fd
+                )
             await nursery.start(_background, parts, ready)
             if serving is not ready:
                 nursery.start_soon(_serve_when_any, parts, serving)
@@ -236,6 +243,32 @@ async def _serve_when_any(parts: Parts, serving: trio.Event) -> None:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(set_when)
+
+
+async def _serve_http_when(
+    serving: trio.Event,
+    parts: Parts,
+    settings: Settings,
+    port: int | None,
+    shutdown: trio.Event,
+    done: trio.Event,
+    listen_fd: int | None,
+) -> None:
+    async with trio.open_nursery() as waiting:
+
+        async def stop_waiting() -> None:
+            await shutdown.wait()
+            waiting.cancel_scope.cancel()
+
+        waiting.start_soon(stop_waiting)
+        await serving.wait()
+        waiting.cancel_scope.cancel()
+    if shutdown.is_set():
+        done.set()
+        return
+    await _serve_http(
+        parts, settings, port, shutdown, done, listen_fd, task_status=trio.TASK_STATUS_IGNORED
+    )
 
 
 async def _serve_http(

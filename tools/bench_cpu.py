@@ -11,13 +11,14 @@ TICK = os.sysconf("SC_CLK_TCK")
 COMMANDS = ("postgres", "pgbench")
 
 
-def _cpu_seconds(pid: int) -> tuple[str, float, float]:
-    """Command name, CPU seconds (user + system) and system seconds of a process."""
+def _cpu_seconds(pid: int) -> tuple[str, int, float, float]:
+    """Command name, parent pid, CPU seconds (user + system) and system seconds of a process."""
     text = Path(f"/proc/{pid}/stat").read_text()
     name = text[text.index("(") + 1 : text.rindex(")")]
-    fields = [int(value) for value in text[text.rindex(")") + 2 :].split()[11:15]]
+    rest = text[text.rindex(")") + 2 :].split()
+    fields = [int(value) for value in rest[11:15]]
     # Children's time too: Postgres backends and pgbench runs end (and are reaped) mid-point.
-    return name, sum(fields) / TICK, (fields[1] + fields[3]) / TICK
+    return name, int(rest[1]), sum(fields) / TICK, (fields[1] + fields[3]) / TICK
 
 
 def snapshot(named: dict[str, int]) -> dict[str, float]:
@@ -28,15 +29,20 @@ def snapshot(named: dict[str, int]) -> dict[str, float]:
         if not entry.name.isdigit():
             continue
         try:
-            comm, seconds, system = _cpu_seconds(int(entry.name))
+            comm, parent, seconds, system = _cpu_seconds(int(entry.name))
         except (OSError, ValueError):
             continue  # gone meanwhile
         pid = int(entry.name)
-        if pid in by_pid:
+        if pid not in by_pid and comm not in COMMANDS and by_pid.get(parent, "").startswith("mg"):
+            # A worker of ``mg serve --workers N``: its CPU is its node's.
+            found[by_pid[parent]] += seconds
+            if by_pid[parent] == "mg":
+                found["mg_system"] = found.get("mg_system", 0.0) + system
+        elif pid in by_pid:
             found[by_pid[pid]] += seconds
             # How much of it is the kernel's (system calls, wake-ups): the mg node's share.
             if by_pid[pid] == "mg":
-                found["mg_system"] = system
+                found["mg_system"] = found.get("mg_system", 0.0) + system
         elif comm in COMMANDS:
             found[comm] += seconds
     return found

@@ -62,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", type=Path, help="py-spy the node during mg call at c=32")
     parser.add_argument("--no-half-load", action="store_true", help="skip the open-loop run")
     parser.add_argument(
+        "--workers",
+        default="1",
+        help='each node\'s [server] workers (N or "auto"); CPU counts the workers too',
+    )
+    parser.add_argument(
         "--nodes",
         type=int,
         default=1,
@@ -71,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace, processor: str, port: int) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "server": {"port": port},
+        "server": {
+            "port": port,
+            "workers": int(args.workers) if args.workers.isdigit() else args.workers,
+        },
         "logging": {"level": args.log_level},
         "namespaces": {"bench": {"processor": {"url": processor + "/processor"}}},
     }
