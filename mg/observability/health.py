@@ -1,8 +1,8 @@
 """Liveness and readiness.
 
-Live: the process answers HTTP. Ready: Postgres answers and every migration this mg knows is
-applied, so a load balancer sends traffic only to nodes that can serve it (a node started
-against a database that a newer or older mg migrated is not ready).
+Live: the process answers HTTP. Ready: Postgres answers, every migration this mg knows is
+applied and no newer one has left this code behind, so a load balancer sends traffic only to
+nodes that can serve it; the answer names the cause when not ready.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mg.postgres.bridge.interface import Bridge
-from mg.postgres.migrations import is_current
+from mg.postgres.migrations import schema_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,9 @@ class Health:
 
     async def readiness(self) -> Readiness:
         try:
-            current = await is_current(self._bridge, timeout=self._timeout)
+            problem = await schema_problem(self._bridge, timeout=self._timeout)
         except Exception as error:
             return Readiness(False, f"Postgres does not answer: {type(error).__name__}: {error}")
-        if not current:
-            return Readiness(False, "the database schema is not migrated to this mg's version")
+        if problem is not None:
+            return Readiness(False, problem)
         return Readiness(True, "Postgres answers and the schema is current")
