@@ -38,6 +38,7 @@ from mg.postgres.bridge.interface import Bridge
 from mg.postgres.failures import refusal, translate
 from mg.postgres.migrations import migrate
 from mg.postgres.sequencer import Sequencer
+from mg.postgres.sql_files import migrations, queries
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.steps import Steps
@@ -152,6 +153,9 @@ async def running_node(
     reachable and migrated; without, as soon as HTTP is up (``node.ready`` tells the rest).
     A cause that waiting will not heal stops the node and is raised (``CannotRun``).
     """
+    # An install without mg's SQL says so before anything starts (ResourceMissing).
+    migrations()
+    queries()
     # No connection at open (min_size 0): a node starts even while Postgres is away.
     bridge = make_bridge(
         settings.database.bridge,

@@ -20,11 +20,11 @@ def test_the_build_lists_every_package_and_maps_sql_into_mg() -> None:
     found = {
         ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "mg").rglob("__init__.py")
     }
-    assert set(SETUPTOOLS["packages"]) == found | {"mg.sql"}
+    data = {"mg.sql", "mg.sql.migrations", "mg.sql.queries", "mg.sql.replica"}
+    assert set(SETUPTOOLS["packages"]) == found | data
     assert SETUPTOOLS["package-dir"] == {"mg.sql": "sql"}
-    shipped = SETUPTOOLS["package-data"]["mg.sql"]
-    for folder in ("migrations", "queries"):
-        assert f"{folder}/*.sql" in shipped
+    for folder in ("migrations", "queries", "replica"):
+        assert SETUPTOOLS["package-data"][f"mg.sql.{folder}"] == ["*.sql"]
 
 
 def test_a_checkout_finds_sql_at_the_top_of_the_repository() -> None:
