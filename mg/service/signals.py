@@ -66,7 +66,7 @@ class Signals:
         lock_deadline = Deadline.after(namespace.timer_processing_timeout)
         outcome = "dropped"
 
-        async def body(step: StepSession) -> str:
+        async def body(step: StepSession) -> str | tuple[str, str]:
             nonlocal outcome
             machine = (await step.load(_timer_range)).machine
             if machine is None:
@@ -81,6 +81,7 @@ class Signals:
             assert timer is not None
             handling = timer.handling_timeout or namespace.timer_processing_timeout
             deadline = Deadline.after(handling)
+            await step.hold_until(deadline)  # a handling timeout longer than the step's
             trace = continue_or_start(timer.trace).header()
             # The processor sees the fired timer already cleared.
             cleared = replace(machine, record=replace(record, timer=None))
@@ -90,7 +91,7 @@ class Signals:
                 )
             except ProcessorTransientFailure as failure:
                 outcome = await self._retry_or_fail(step, namespace, record, failure.message)
-                return outcome
+                return outcome, failure.message
             except ProcessorPermanentFailure as failure:
                 outcome = await self._fail(step, record, Kind.TIMEOUT, failure.message)
                 return outcome
@@ -113,7 +114,7 @@ class Signals:
         deadline = Deadline.after(namespace.default_processing_timeout)
         outcome = "dropped"
 
-        async def body(step: StepSession) -> str:
+        async def body(step: StepSession) -> str | tuple[str, str]:
             nonlocal outcome
             machine = (await step.load(claim.range)).machine
             if machine is None:
@@ -143,7 +144,7 @@ class Signals:
                 outcome = await self._retry_notification(
                     step, namespace, record, claim, failure.message
                 )
-                return outcome
+                return outcome, failure.message
             except ProcessorPermanentFailure as failure:
                 outcome = await self._fail(step, record, Kind.NOTIFICATION, failure.message, claim)
                 return outcome
