@@ -55,6 +55,9 @@ def test_the_demo_runs_from_an_installed_wheel(tmp_path: Path) -> None:
         migrations
     )
     assert "mg/sql/queries/machines.sql" in names
+    for folder in ("templates", "static"):
+        shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith(f"mg/console/{folder}/")}
+        assert shipped == {p.name for p in (ROOT / "mg" / "console" / folder).iterdir()}
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path, env=env,

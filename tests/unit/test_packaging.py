@@ -17,14 +17,26 @@ SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setup
 
 
 def test_the_build_lists_every_package_and_maps_sql_into_mg() -> None:
-    found = {
+    code = {
         ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "mg").rglob("__init__.py")
     }
-    data = {"mg.sql", "mg.sql.migrations", "mg.sql.queries", "mg.sql.replica"}
-    assert set(SETUPTOOLS["packages"]) == found | data
+    listed = set(SETUPTOOLS["packages"])
+    assert code <= listed
     assert SETUPTOOLS["package-dir"] == {"mg.sql": "sql"}
-    for folder in ("migrations", "queries", "replica"):
-        assert SETUPTOOLS["package-data"][f"mg.sql.{folder}"] == ["*.sql"]
+    # The rest are folders of data: each exists, and its files are package data.
+    data = listed - code
+    assert {"mg.sql.migrations", "mg.sql.queries", "mg.console.templates"} <= data
+    for package in data:
+        parts = package.split(".")
+        folder = (
+            ROOT / "sql" / Path(*parts[2:]) if parts[:2] == ["mg", "sql"] else ROOT / Path(*parts)
+        )
+        patterns = SETUPTOOLS["package-data"].get(package, [])
+        files = {path for pattern in patterns for path in folder.glob(pattern)}
+        if package != "mg.sql":
+            assert files, package
+        unshipped = {p.name for p in folder.iterdir() if p.is_file()} - {p.name for p in files}
+        assert not unshipped, (package, unshipped)
 
 
 def test_a_checkout_finds_sql_at_the_top_of_the_repository() -> None:
