@@ -1,5 +1,6 @@
-"""Where mg's run-time resources are (migrations and named queries; the console's templates and
-static files when they land), found one way for a checkout and an install alike.
+"""Where mg's run-time resources that live outside the package in the repository are (``sql/``:
+migrations and named queries), found one way for a checkout and an install alike. (The console's
+templates and static files live in the package, ``mg/console/``, and ship as its package data.)
 
 The repository keeps each resource folder at its top (``sql/``); the build maps it into the
 package (``pyproject.toml``: ``mg.sql`` is ``sql/``, its files package data), so a wheel has it
