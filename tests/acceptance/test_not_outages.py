@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import trio
@@ -83,6 +84,17 @@ async def test_serve_on_a_database_that_does_not_exist_exits_5(
     cause = the_cause(ran)
     assert "Postgres refuses this node" in cause
     assert "3D000" in cause
+
+
+async def test_serve_with_a_wrong_password_exits_5(config: Path, database_url: str) -> None:
+    parts = urlsplit(database_url)
+    wrong = parts._replace(netloc=f"{parts.username}:wrong-password@{parts.hostname}:{parts.port}").geturl()
+    ran = await serve(config, wrong)
+    assert ran.code == 5
+    cause = the_cause(ran)
+    assert "Postgres refuses this node" in cause
+    assert "SQLSTATE 28" in cause
+    assert "wrong-password" not in ran.err
 
 
 async def test_serve_with_a_database_url_the_driver_cannot_use_exits_2(
