@@ -88,7 +88,8 @@ async def test_serve_on_a_database_that_does_not_exist_exits_5(
 
 async def test_serve_with_a_wrong_password_exits_5(config: Path, database_url: str) -> None:
     parts = urlsplit(database_url)
-    wrong = parts._replace(netloc=f"{parts.username}:wrong-password@{parts.hostname}:{parts.port}").geturl()
+    netloc = f"{parts.username}:wrong-password@{parts.hostname}:{parts.port}"
+    wrong = parts._replace(netloc=netloc).geturl()
     ran = await serve(config, wrong)
     assert ran.code == 5
     cause = the_cause(ran)
