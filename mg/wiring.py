@@ -20,6 +20,7 @@ from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
 from mg.api.app import create_app
 from mg.api.operator import Operator
+from mg.connections import Connections
 from mg.core.facts import Observer
 from mg.core.sink import sequencer_topic
 from mg.loops.claims import ClaimLoop
@@ -93,6 +94,7 @@ class Parts:
     sink_reader: SinkReader
     sampler: Sampler
     app: QuartTrio
+    connections: Connections
     processor: HttpProcessor
     modernizer: HttpModernizer
 
@@ -145,6 +147,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     )
     nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
     sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
+    connections = Connections(settings.server.max_connections)
     app = create_app(
         service,
         max_body_bytes=settings.server.max_body_bytes,
@@ -153,6 +156,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         auth=settings.auth,
         max_requests_in_flight=settings.limits.max_requests_in_flight,
         ready=ready,
+        connections=connections,
     )
     sampler = Sampler(
         bridge,
@@ -172,6 +176,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         sink_reader=sink_reader,
         sampler=sampler,
         app=app,
+        connections=connections,
         processor=processor,
         modernizer=modernizer,
     )

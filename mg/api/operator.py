@@ -22,6 +22,16 @@ ROUTE_KEY = "mg.route"
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
+OPERATOR_PATHS = frozenset({"/metrics", "/health/live", "/health/ready", "/openapi.json"})
+"""The paths Quart routes; every other path goes to mg's own router (``mg.api.frontdoor``)."""
+
+
+def any_method(app: QuartTrio) -> None:
+    """Let every rule take every method (TRACE, FOO...): the handlers answer 405 themselves,
+    with ``Allow``. Quart has no way to say so when adding a rule, Werkzeug does (``None``)."""
+    for rule in app.url_map.iter_rules():
+        rule.methods = None
+
 
 def mark_route(name: str) -> None:
     """Name the current request's route for the HTTP metrics (bounded label values)."""
