@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import logging
 import resource
-import socket
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -161,6 +160,7 @@ def _peer(stream: Any) -> Hashable:
 
 
 def _shut(stream: Any) -> None:
-    """End the connection: its reader sees the end of input and its handler closes it."""
+    """End the connection and free its descriptor now: the task reading it gets
+    ``ClosedResourceError`` and its handler ends."""
     with suppress(OSError):
-        _socket(stream).shutdown(socket.SHUT_RDWR)
+        _socket(stream).close()

@@ -132,6 +132,12 @@ class _TCPServer(TCPServer):
         finally:
             await self._close()
 
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The client is gone: hypercorn would keep the socket until the idle timer ran out
+        # (keep_alive_timeout), holding a descriptor for nothing.
+        await self.idle_task.stop()
+
 
 async def serve(
     app: Any,
