@@ -8,7 +8,8 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,14 +21,59 @@ from mg.demo import add_demo_command
 from mg.logs import configure_logging
 from mg.runtime import tune_garbage_collector
 from mg.settings import Settings, SettingsError, load
-from mg.sink_cli import add_sink_commands, run_sink_command
+from mg.sink_cli import CANNOT, add_sink_commands, run_sink_command
 
 log = logging.getLogger("mg")
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGINT before the node serves (or after it stopped): stop what was started."""
+
+
 @contextmanager
-def database_url(settings: Settings) -> Iterator[str]:
-    """The configured database, or an embedded Postgres started (and stopped) here."""
+def _stop_on_signals() -> Iterator[None]:
+    """Turn the first SIGTERM or SIGINT outside the node's own signal handling into
+    ``Interrupted``, so that an embedded Postgres being started (or stopped) is stopped by the
+    ``finally`` that owns it instead of being left running when mg dies; later signals are
+    ignored while that stop (bounded) runs."""
+    raised = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal raised
+        name = signal.Signals(signum).name
+        if raised:
+            log.warning("received %s again; still stopping", name)
+            return
+        raised = True
+        raise Interrupted(name)
+
+    with _signal_handler(handler):
+        yield
+
+
+@contextmanager
+def _signal_handler(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` for SIGTERM and SIGINT in the block (only the main thread may set one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
+def _note_signal(signum: int, frame: object) -> None:
+    log.warning("received %s; still stopping the embedded Postgres", signal.Signals(signum).name)
+
+
+@contextmanager
+def database_url(settings: Settings, *, beside_node: bool = False) -> Iterator[str]:
+    """The configured database, or an embedded Postgres started (and stopped) here. With
+    ``beside_node``, the embedded Postgres that a running node holds is used if there is one
+    (its URL is in the node's lock file)."""
     if settings.database.url:
         yield settings.database.url
         return
@@ -35,27 +81,34 @@ def database_url(settings: Settings) -> Iterator[str]:
 
     embedded = settings.database.embedded
     server = EmbeddedPostgres(embedded.data_dir, port=embedded.port, user=embedded.user)
-    url = server.start()
-    log.info(
-        "embedded Postgres is running at %s (data in %s, log in %s)",
-        url,
-        server.data_dir,
-        server.log_file,
-    )
+    if beside_node and (running := server.running_url()):
+        yield running
+        return
     try:
+        url = server.start()
+        log.info(
+            "embedded Postgres is running at %s (password in %s, data in %s, log in %s)",
+            server.url(masked=True),
+            server.password_file,
+            server.data_dir,
+            server.log_file,
+        )
         yield url
     finally:
-        server.stop()
+        with _signal_handler(_note_signal):  # a signal must not cut the (bounded) stop short
+            server.stop()
 
 
 async def _serve(settings: Settings, url: str) -> None:
     from mg.node import running_node
 
-    # Serving starts before Postgres answers: /health/live is up, readiness follows the database.
-    async with running_node(settings, url, wait_ready=False) as node:
-        tune_garbage_collector()
-        log.info("mg is serving on %s", node.url)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    # Signals are received from the start, so that one during start-up or the drain is handled
+    # here (a stop after start-up), never by the handler of ``_stop_on_signals``.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        # Serving starts before Postgres answers: /health/live is up, readiness follows.
+        async with running_node(settings, url, wait_ready=False) as node:
+            tune_garbage_collector()
+            log.info("mg is serving on %s", node.url)
             async for signum in signals:
                 log.info("received %s; draining in-flight requests", signal.Signals(signum).name)
                 node.stop()
@@ -107,13 +160,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         getattr(args, "log_format", None) or settings.logging.format, settings.logging.level
     )
-    with database_url(settings) as url:
-        if args.command == "serve":
-            trio.run(_serve, settings, url)
-        elif args.command == "sink":
-            return int(trio.run(run_sink_command, settings, url, args))
-        else:
-            trio.run(_migrate, settings, url)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    from mg.embedded.errors import EmbeddedPostgresError
+
+    try:
+        with _stop_on_signals(), database_url(settings, beside_node=args.command == "sink") as url:
+            if args.command == "serve":
+                trio.run(_serve, settings, url)
+            elif args.command == "sink":
+                return int(trio.run(run_sink_command, settings, url, args))
+            else:
+                trio.run(_migrate, settings, url)
+    except Interrupted as signum:
+        log.info("received %s; stopped", signum)
+    except EmbeddedPostgresError as error:
+        print(f"mg: {error}", file=sys.stderr)
+        return CANNOT if args.command == "sink" else 1
     return 0
 
 

@@ -1,7 +1,7 @@
 """Log lines: JSON by default (one object per line), human-readable on request.
 
 Every line carries the context of the work it belongs to (trace and span ids, request id,
-namespace, machine id; see ``mg.observability.context``). Secrets are never logged: requests'
+namespace, machine id; see ``mg.core.log_context``). Secrets are never logged: requests'
 headers are not logged at all, and auth tokens are held as digests only.
 """
 
@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from mg.observability.context import FIELDS, ContextFilter
+from mg.core.log_context import FIELDS, ContextFilter
 
 # Attributes every LogRecord has; anything else on a record is context worth printing.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import trio
-from quart_trio import QuartTrio
 
 from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
-from mg.api.app import create_app
+from mg.api.app import App, create_app
 from mg.api.operator import Operator
 from mg.connections import Connections
 from mg.core.facts import Observer
@@ -31,6 +30,7 @@ from mg.observability.metrics import Metrics
 from mg.observability.observers import fan_out
 from mg.observability.sampler import Sampler
 from mg.postgres.bridge.interface import Bridge
+from mg.postgres.gauges import PostgresGauges
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sinks import PostgresSinks
 from mg.postgres.state_cache import StateCache
@@ -93,7 +93,7 @@ class Parts:
     sequencers: tuple[Sequencer, ...]
     sink_reader: SinkReader
     sampler: Sampler
-    app: QuartTrio
+    app: App
     connections: Connections
     processor: HttpProcessor
     modernizer: HttpModernizer
@@ -108,6 +108,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     storage = PostgresStorage(
         bridge,
         commit_timeout=settings.database.commit_timeout,
+        step_idle_margin=settings.database.step_idle_margin,
         cache=StateCache(settings.cache.max_bytes, settings.cache.events),
     )
     wakeups = Wakeups(bridge)
@@ -155,11 +156,12 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         operator=Operator(metrics, Health(bridge)),
         auth=settings.auth,
         max_requests_in_flight=settings.limits.max_requests_in_flight,
+        max_long_polls=settings.limits.max_long_polls,
         ready=ready,
         connections=connections,
     )
     sampler = Sampler(
-        bridge,
+        PostgresGauges(bridge),
         metrics,
         interval=settings.metrics.sample_interval,
         namespaces=settings.namespaces,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import httpx
+import trio
 
 PER_POOL = 1
 
@@ -40,8 +41,13 @@ class HttpPools:
     async def send(
         self, url: httpx.URL, body: bytes, headers: dict[str, str], seconds: float
     ) -> httpx.Response:
-        """POST ``body`` and read the whole answer; httpx's ``TimeoutException`` past
-        ``seconds`` (for connecting, waiting for a connection, writing, reading)."""
+        """POST ``body`` and read the whole answer within ``seconds``, headers and body
+        together; httpx's ``TimeoutException`` past them.
+
+        httpx's own timeout bounds each socket operation only (a server that sends a byte now
+        and then never trips it), so the whole exchange also runs in a trio cancel scope.
+        Cancelled mid-answer, httpcore closes the connection rather than pooling it half read.
+        """
         request = httpx.Request(
             "POST",
             url,
@@ -52,14 +58,18 @@ class HttpPools:
         in_flight = self._in_flight
         index = in_flight.index(min(in_flight))
         in_flight[index] += 1
+        response: httpx.Response | None = None
         try:
-            response = await self._transports[index].handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            with trio.move_on_after(seconds) as bound:
+                response = await self._transports[index].handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         finally:
             in_flight[index] -= 1
+        if bound.cancelled_caught or response is None:
+            raise httpx.ReadTimeout(f"no whole answer within {seconds:.3f}s", request=request)
         response.request = request
         return response
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import httpx
+import trio
 
 from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
 from mg.core.deadline import Deadline
@@ -59,9 +60,13 @@ class HttpModernizer:
         )
         headers = call_headers(media, deadline, namespace.name, machine_id, trace)
         try:
-            response = await client.post(
-                namespace.modernizer.url, content=body, headers=headers, timeout=remaining
-            )
+            # httpx's timeout bounds each read only: the scope bounds the whole answer.
+            with trio.move_on_after(remaining) as bound:
+                response = await client.post(
+                    namespace.modernizer.url, content=body, headers=headers, timeout=remaining
+                )
+            if bound.cancelled_caught:
+                raise DeadlineExceeded("the modernizer did not answer whole before the deadline")
         except httpx.TimeoutException as error:
             raise DeadlineExceeded(
                 f"the modernizer did not answer before the deadline ({type(error).__name__})"

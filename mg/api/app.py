@@ -12,7 +12,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mg.api import bodies, errors, requests, routes
-from mg.api.admission import Admission
+from mg.api.admission import Admission, is_long_poll
 from mg.api.auth import Authenticator
 from mg.api.frontdoor import DISPATCH_PATH, FrontDoor
 from mg.api.instrument import HttpMetrics
@@ -26,9 +26,9 @@ from mg.api.operator import (
     mark_route,
 )
 from mg.connections import Connections
+from mg.core import log_context as context
 from mg.core.trace import TraceContext, continue_or_start
 from mg.errors import InvalidRequest, MgError, PayloadTooLarge, Unavailable
-from mg.observability import context
 from mg.service.machines import MachineService
 from mg.service.sinks import SinkReader
 from mg.settings import Auth
@@ -96,6 +96,11 @@ async def _answer(
     return await route.handler(call)
 
 
+# The type of the ASGI application ``create_app`` makes, for the composition root to name
+# without importing Quart itself.
+App = QuartTrio
+
+
 def create_app(
     service: MachineService,
     *,
@@ -104,6 +109,7 @@ def create_app(
     operator: Operator | None = None,
     auth: Auth | None = None,
     max_requests_in_flight: int = 1024,
+    max_long_polls: int = 256,
     ready: trio.Event | None = None,
     connections: Connections | None = None,
 ) -> QuartTrio:
@@ -113,6 +119,7 @@ def create_app(
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     authenticator = Authenticator(auth or Auth())
     admission = Admission(max_requests_in_flight)
+    long_polls = Admission(max_long_polls, "sink long-polls")
 
     async def dispatch() -> Response:
         request_id = requests.request_id(request.headers.get("x-request-id"))
@@ -149,7 +156,8 @@ def create_app(
                     "the node is starting: Postgres does not answer yet or the schema is "
                     "being migrated"
                 )
-            with admission.enter():
+            wait = request.args.get("wait")
+            with (long_polls if is_long_poll(route.name, wait) else admission).enter():
                 answer = await _answer(service, sinks, max_body_bytes, route, params, trace)
             return _respond(answer.status, answer.body, media, request_id, {})
         except MgError as error:

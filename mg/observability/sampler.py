@@ -12,62 +12,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import trio
 
 from mg.observability.metrics import Metrics
-from mg.postgres.bridge.interface import Bridge
-from mg.postgres.sql_files import query
+from mg.service.ports import Gauges
 
 log = logging.getLogger("mg.observability.sampler")
-
-
-@dataclass
-class Sample:
-    retrying: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-    queued: dict[str, int] = field(default_factory=dict)
-    outbox: dict[str, tuple[int, float]] = field(default_factory=dict)
-    heads: dict[str, int] = field(default_factory=dict)
-
-
-async def _read(conn: asyncpg.Connection) -> Sample:
-    sample = Sample()
-    for row in await conn.fetch(query("sample_troubled_machines")):
-        target = sample.failed if row["status"] == "failed" else sample.retrying
-        target[row["ns"]] = row["machines"]
-    for row in await conn.fetch(query("sample_queued_notifications")):
-        sample.queued[row["ns"]] = row["queued"]
-    for row in await conn.fetch(query("sample_sink_outbox")):
-        sample.outbox[row["sink"]] = (row["pending"], row["oldest_seconds"])
-    for row in await conn.fetch(query("sample_sink_heads")):
-        sample.heads[row["sink"]] = row["position"]
-    return sample
 
 
 class Sampler:
     def __init__(
         self,
-        bridge: Bridge,
+        gauges: Gauges,
         metrics: Metrics,
         *,
         interval: float,
         namespaces: Iterable[str] = (),
         sinks: Iterable[str] = (),
-        timeout: float = 10.0,
     ) -> None:
-        self._bridge = bridge
+        self._gauges = gauges
         self._metrics = metrics
         self._interval = interval
-        self._timeout = timeout
         self._namespaces = set(namespaces)
         self._sinks = set(sinks)
 
     async def sample_once(self) -> None:
-        sample = await self._bridge.run(_read, timeout=self._timeout)
+        sample = await self._gauges.sample()
         m = self._metrics
         # Configured names, and any the database still has, fall back to zero when absent.
         names = self._namespaces | set(sample.retrying) | set(sample.failed) | set(sample.queued)

@@ -58,10 +58,16 @@ class PostgresStorage:
     """``Storage`` on a bridge."""
 
     def __init__(
-        self, bridge: Bridge, *, commit_timeout: float = 5.0, cache: StateCache | None = None
+        self,
+        bridge: Bridge,
+        *,
+        commit_timeout: float = 5.0,
+        cache: StateCache | None = None,
+        step_idle_margin: float = 5.0,
     ) -> None:
         self._bridge = bridge
         self._commit_timeout = commit_timeout
+        self._step_idle_margin = step_idle_margin
         self.cache = cache if cache is not None else StateCache(0, 0)
 
     async def _run(
@@ -83,7 +89,15 @@ class PostgresStorage:
                 if mapped is None:
                     raise
                 raise mapped from error
-            yield PostgresStep(session, ns, machine_id, deadline, self._commit_timeout, self.cache)
+            yield PostgresStep(
+                session,
+                ns,
+                machine_id,
+                deadline,
+                self._commit_timeout,
+                self.cache,
+                self._step_idle_margin,
+            )
 
     async def get(self, ns: str, machine_id: str, selection: Range) -> Machine | None:
         cache = self.cache

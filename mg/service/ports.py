@@ -68,6 +68,11 @@ class StepSession(Protocol):
 
     async def load(self, selection: Selection) -> Loaded: ...
 
+    async def hold_until(self, deadline: Deadline) -> None:
+        """Let the transaction stay open until ``deadline`` (when a step learns after ``load``
+        that its processor call may end later than the step's own deadline)."""
+        ...
+
     async def commit(self, transition: Transition, sinks: tuple[str, ...]) -> None:
         """Write the transition and commit. Raises ``TagConflict`` before writing anything
         (the session stays usable), ``VersionConflict``, ``StorageUnavailable`` (nothing
@@ -90,6 +95,22 @@ class StepSession(Protocol):
     async def settle_notification(self, change: NotificationChange) -> None:
         """Delete or postpone a notification without changing its machine, and commit."""
         ...
+
+
+@dataclass(slots=True)
+class GaugeSample:
+    """What the database says about troubled machines, queues and sinks, for the metrics
+    gauges that need it (sampled by ``mg.observability.sampler``)."""
+
+    retrying: dict[str, int]
+    failed: dict[str, int]
+    queued: dict[str, int]
+    outbox: dict[str, tuple[int, float]]
+    heads: dict[str, int]
+
+
+class Gauges(Protocol):
+    async def sample(self) -> GaugeSample: ...
 
 
 class Storage(Protocol):

@@ -81,6 +81,7 @@ class Signals:
             assert timer is not None
             handling = timer.handling_timeout or namespace.timer_processing_timeout
             deadline = Deadline.after(handling)
+            await step.hold_until(deadline)  # a handling timeout longer than the step's
             trace = continue_or_start(timer.trace).header()
             # The processor sees the fired timer already cleared.
             cleared = replace(machine, record=replace(record, timer=None))

@@ -4,8 +4,10 @@ clean stop on SIGTERM."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,11 +19,12 @@ from tests.support.processor import FakeProcessor
 
 
 @pytest.fixture
-def reachable_dir() -> Path:
+def reachable_dir() -> Iterator[Path]:
     # Under root, Postgres runs as nobody: the data dir must be reachable for it.
     path = Path(tempfile.mkdtemp(prefix="mg-serve-test-"))
     path.chmod(0o755)
-    return path
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.timeout(180)

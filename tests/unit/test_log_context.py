@@ -6,10 +6,10 @@ import io
 import json
 import logging
 
+from mg.core import log_context as context
 from mg.core.facts import StepFinished
 from mg.core.trace import TraceContext
 from mg.logs import make_handler
-from mg.observability import context
 from mg.observability.fact_log import log_fact
 from tests.support.logs import captured_logs
 

@@ -119,3 +119,48 @@ def test_the_front_door_knobs_and_their_defaults() -> None:
     for wrong in ({"http2": "yes"}, {"max_connections": 0}, {"keep_alive_timeout": "soon"}):
         with pytest.raises(SettingsError):
             from_mapping({"server": wrong}, environ={})
+
+
+def test_an_inline_token_in_a_file_others_can_read_is_a_warning(tmp_path: Path) -> None:
+    config = tmp_path / "mg.toml"
+    config.write_text(
+        '[namespaces.orders]\nprocessor.url = "http://127.0.0.1:9000/"\n'
+        '[auth]\nenabled = true\n[auth.tokens.ops]\ntoken = "' + "t" * 32 + '"\n'
+        'namespaces = ["*"]\n'
+    )
+    config.chmod(0o644)
+    (warning,) = load(config, environ={}).warnings
+    assert warning == (
+        f"{config} holds an inline auth token and is readable by other users (mode 644): "
+        f"chmod 600 {config} (or use token_env / MG_DATABASE_URL)"
+    )
+    config.chmod(0o600)
+    assert load(config, environ={}).warnings == ()
+
+
+def test_the_example_config_has_the_defaults_of_limits_and_the_step_margin() -> None:
+    settings = load(EXAMPLE, environ={})
+    defaults = from_mapping({}, environ={})
+    assert settings.limits == defaults.limits
+    assert settings.limits.max_long_polls == 256
+    assert settings.database.step_idle_margin == defaults.database.step_idle_margin == 5.0
+
+
+def test_a_namespace_gets_half_the_step_slots_when_it_shares_the_node() -> None:
+    def namespaces(**extra: object) -> dict[str, object]:
+        return {name: {"processor": {"url": "http://x"}, **extra} for name in ("a", "b")}
+
+    alone = from_mapping({"namespaces": {"a": {"processor": {"url": "http://x"}}}}, environ={})
+    assert alone.step_slots("a") == 24
+    shared = from_mapping(
+        {"limits": {"max_steps_in_flight": 5}, "namespaces": namespaces()}, environ={}
+    )
+    assert (shared.step_slots("a"), shared.step_slots("b")) == (3, 3)
+    own = from_mapping({"namespaces": namespaces(max_steps_in_flight=30)}, environ={})
+    assert own.step_slots("a") == 24  # never more than the node has
+    two = from_mapping({"namespaces": namespaces(max_steps_in_flight=2)}, environ={})
+    assert two.step_slots("b") == 2
+    with pytest.raises(SettingsError, match="max_steps_in_flight"):
+        from_mapping({"namespaces": namespaces(max_steps_in_flight=0)}, environ={})
+    with pytest.raises(SettingsError, match="max_long_polls"):
+        from_mapping({"limits": {"max_long_polls": 0}}, environ={})
