@@ -3,9 +3,9 @@
 A connection is *busy* while a request on it is being handled and *idle* otherwise (between
 keep-alive requests, or before its first request is complete). At the cap the listener still
 accepts, so ``/health/live`` and new clients are served, and makes room by closing the
-connection idle the longest; only when every connection is busy does it stop accepting until
-one closes. Running out of file descriptors is handled the same way, with one warning a minute
-instead of a log line per failed ``accept``.
+connection idle the longest; when every connection is busy it accepts a few more (the headroom)
+and then stops until one closes. Running out of file descriptors is handled the same way, with
+one warning a minute instead of a log line per failed ``accept``.
 """
 
 from __future__ import annotations
@@ -97,9 +97,15 @@ class Connections:
         _shut(oldest.stream)
         return True
 
+    @property
+    def headroom(self) -> int:
+        """Connections accepted past the cap while every one is busy, so a probe still gets in
+        (the descriptors kept free for other uses cover them)."""
+        return min(32, max(4, self.cap // 16))
+
     async def wait_for_room(self) -> None:
         while self.count >= self.cap:
-            if self.close_idlest():
+            if self.close_idlest() or self.count < self.cap + self.headroom:
                 return
             await self._changed.wait()
 
