@@ -99,7 +99,8 @@ class FrontDoor:
             await send(message)
 
         if scope.get("path") not in self._operator_paths:
-            scope = {**scope, "path": DISPATCH_PATH}
+            # In place: the middleware outside reads what the app leaves in this very scope.
+            scope["path"] = DISPATCH_PATH
         with self._busy(scope.get("client")):
             await self._app(scope, receiving, sending)
 
