@@ -118,6 +118,8 @@ def _unpack(data: bytes) -> Any:
         )
     except (InvalidRequest, values.ValueRejected):
         raise
+    except msgpack.exceptions.StackError as error:  # msgpack's own bound, far past ours
+        raise values.ValueRejected("value nested deeper than 100 levels") from error
     except (ValueError, msgpack.UnpackException, TypeError) as error:
         if "exceeds max_" in str(error):
             raise InvalidRequest(_TOO_MANY) from error

@@ -57,3 +57,9 @@ def test_refusals_speak_the_contract_not_python(data: bytes, words: str) -> None
         bodies.decode(data, bodies.JSON)
     assert words in str(refused.value)
     assert "sys." not in str(refused.value)
+
+
+def test_msgpack_nested_past_its_own_stack_says_how_deep() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        bodies.decode(b"\x81\xa4args" + b"\x91" * 100_000 + b"\xc0", bodies.MSGPACK)
+    assert "nested deeper than 100 levels" in str(refused.value)
