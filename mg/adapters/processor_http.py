@@ -3,7 +3,8 @@
 
 Classification is the contract's: connection refused or reset, no answer before the deadline,
 or ``503`` are transient; any other non-2xx status or a body that breaks the schema is
-permanent. ``422 {"error": "repair_failed"}`` to a repair is the processor's refusal.
+permanent. ``422 {"error": "repair_failed"}`` to a repair is the processor's refusal, and
+``422 {"error": "invalid_args"}`` to an init its refusal of the start's arguments.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from mg.core.deadline import Deadline
 from mg.core.model import Machine
 from mg.core.processor_wire import Kind, Reply, parse_refusal, parse_reply, request_value
 from mg.core.shapes import ShapeError
-from mg.errors import ProcessorPermanentFailure, ProcessorTransientFailure, RepairFailed
+from mg.errors import (
+    InvalidArgs,
+    ProcessorPermanentFailure,
+    ProcessorTransientFailure,
+    RepairFailed,
+)
 from mg.settings import Namespace
 
 
@@ -75,14 +81,22 @@ class HttpProcessor:
         status = response.status_code
         if status == 503:
             raise ProcessorTransientFailure(f"the processor answered 503: {excerpt(response)}")
-        if kind is Kind.REPAIR and status == 422:
+        if kind in (Kind.REPAIR, Kind.INIT) and status == 422:
             try:
                 refusal = decode(response, encoding)
             except (ShapeError, ValueError):
                 refusal = None
-            if isinstance(refusal, dict) and refusal.get("error") == "repair_failed":
+            code = refusal.get("error") if isinstance(refusal, dict) else None
+            if kind is Kind.REPAIR and code == "repair_failed":
                 raise RepairFailed(
                     "the processor refused the repair", reason=parse_refusal(refusal)
+                )
+            if kind is Kind.INIT and code == "invalid_args":
+                reason = parse_refusal(refusal, "invalid_args")
+                shown = reason if isinstance(reason, str) else repr(reason)
+                raise InvalidArgs(
+                    f"the processor refused the arguments, nothing was stored: {shown}",
+                    reason=reason,
                 )
         if not 200 <= status < 300:
             raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")

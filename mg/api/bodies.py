@@ -80,7 +80,7 @@ def decode(data: bytes, content_type: str | None) -> dict[str, Any]:
     except ValueError as error:
         raise InvalidRequest(f"malformed body: {_reason(error)}") from error
     if not isinstance(body, dict):
-        raise InvalidRequest("the body must be an object")
+        raise InvalidRequest('the body must be an object, such as {"args": ...}')
     return body
 
 

@@ -104,18 +104,30 @@ def machine_text(machine: Machine) -> str:
         history = f"{len(shown)} shown, {span}, {machine.history_range.direction.value}"
     else:
         history = "no events in range"
-    head = fields(
-        [
-            ("machine", f"{machine.ns}/{machine.id}"),
-            ("status", machine.status.value),
-            ("failure", machine.failure_reason or NOTHING),
-            ("timer", when(machine.timer)),
-            ("tags", ", ".join(machine.tags) or NOTHING),
-            ("aux state", aux_text),
-            ("history", history),
-        ]
-    )
+    pairs = [
+        ("machine", f"{machine.ns}/{machine.id}"),
+        ("status", machine.status.value),
+        ("failure", machine.failure_reason or NOTHING),
+        ("timer", when(machine.timer)),
+        ("tags", ", ".join(machine.tags) or NOTHING),
+        ("aux state", aux_text),
+        ("history", history),
+    ]
+    if machine.retry is not None:
+        pairs.insert(3, ("retry", retry_text(machine)))
+    head = fields(pairs)
     return head + ("\n\n" + history_table(machine) if shown else "")
+
+
+def retry_text(machine: Machine) -> str:
+    """Why a ``retrying`` machine retries, on one line."""
+    retry = machine.retry
+    if retry is None:
+        return NOTHING
+    return (
+        f"{retry.subject}, {retry.attempt} failed attempt{'s' if retry.attempt != 1 else ''}, "
+        f"next at {when(retry.next_at)}: {retry.last_error}"
+    )
 
 
 def machine_document(machine: Machine) -> dict[str, Any]:
@@ -131,6 +143,19 @@ def machine_document(machine: Machine) -> dict[str, Any]:
         "aux_state": content_value(machine.aux_state),
         "timer": format_time(machine.timer) if machine.timer else None,
         "tags": list(machine.tags),
+        "retry": retry_document(machine),
+    }
+
+
+def retry_document(machine: Machine) -> dict[str, Any] | None:
+    retry = machine.retry
+    if retry is None:
+        return None
+    return {
+        "subject": retry.subject,
+        "attempt": retry.attempt,
+        "next_at": format_time(retry.next_at),
+        "last_error": retry.last_error,
     }
 
 

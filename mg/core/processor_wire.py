@@ -176,9 +176,10 @@ def _parse_timer(value: Any) -> TimerSpec | Unset:
     )
 
 
-def parse_refusal(value: Any) -> Any | None:
-    """The reason of a ``422 {"error": "repair_failed", "reason": ...}`` answer, else None."""
-    if isinstance(value, dict) and value.get("error") == "repair_failed":
+def parse_refusal(value: Any, code: str = "repair_failed") -> Any | None:
+    """The reason of a ``422 {"error": code, "reason": ...}`` answer (``repair_failed`` to a
+    repair, ``invalid_args`` to an init), else None."""
+    if isinstance(value, dict) and value.get("error") == code:
         return value.get("reason")
     return None
 

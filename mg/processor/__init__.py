@@ -23,6 +23,7 @@ from mg.processor.base import Processor
 from mg.processor.results import (
     KEEP,
     UNSET_TIMER,
+    InvalidArgs,
     RepairRefused,
     Result,
     SetTimer,
@@ -39,6 +40,7 @@ __all__ = [
     "Content",
     "Direction",
     "Event",
+    "InvalidArgs",
     "Machine",
     "Processor",
     "ProcessorApp",

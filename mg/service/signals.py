@@ -66,7 +66,7 @@ class Signals:
         lock_deadline = Deadline.after(namespace.timer_processing_timeout)
         outcome = "dropped"
 
-        async def body(step: StepSession) -> str:
+        async def body(step: StepSession) -> str | tuple[str, str]:
             nonlocal outcome
             machine = (await step.load(_timer_range)).machine
             if machine is None:
@@ -91,7 +91,7 @@ class Signals:
                 )
             except ProcessorTransientFailure as failure:
                 outcome = await self._retry_or_fail(step, namespace, record, failure.message)
-                return outcome
+                return outcome, failure.message
             except ProcessorPermanentFailure as failure:
                 outcome = await self._fail(step, record, Kind.TIMEOUT, failure.message)
                 return outcome
@@ -114,7 +114,7 @@ class Signals:
         deadline = Deadline.after(namespace.default_processing_timeout)
         outcome = "dropped"
 
-        async def body(step: StepSession) -> str:
+        async def body(step: StepSession) -> str | tuple[str, str]:
             nonlocal outcome
             machine = (await step.load(claim.range)).machine
             if machine is None:
@@ -144,7 +144,7 @@ class Signals:
                 outcome = await self._retry_notification(
                     step, namespace, record, claim, failure.message
                 )
-                return outcome
+                return outcome, failure.message
             except ProcessorPermanentFailure as failure:
                 outcome = await self._fail(step, record, Kind.NOTIFICATION, failure.message, claim)
                 return outcome

@@ -22,6 +22,7 @@ from mg.core.step import Transition
 from mg.core.trace import parse as parse_trace
 from mg.errors import (
     DeadlineExceeded,
+    InvalidArgs,
     LogicError,
     MachineFailed,
     NamespaceNotFound,
@@ -35,8 +36,9 @@ from mg.service.locks import MachineLocks
 from mg.service.ports import Nudges, Processor, StepSession, Storage
 from mg.settings import Namespace, Settings
 
-Body = Callable[[StepSession], Awaitable[str | None]]
-"""A step's work inside its transaction; it may return the outcome to report (default ok)."""
+Body = Callable[[StepSession], Awaitable[str | tuple[str, str] | None]]
+"""A step's work inside its transaction; it may return the outcome to report (default ok), or
+the outcome and its reason (a retried step says why it is retried)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,13 @@ class NoNudges:
 
     def events_written(self, sinks: tuple[str, ...]) -> None:
         pass
+
+
+def _outcome(reported: str | tuple[str, str] | None) -> tuple[str, str | None]:
+    """What a step's body returned, as the outcome to report and its reason."""
+    if isinstance(reported, tuple):
+        return reported
+    return reported or "ok", None
 
 
 class Steps:
@@ -133,7 +142,7 @@ class Steps:
         except ProcessorTransientFailure:
             outcome = "transient"
             raise
-        except RepairFailed:
+        except (RepairFailed, InvalidArgs):
             outcome = "refused"
             raise
         except ProcessorPermanentFailure:
@@ -196,7 +205,7 @@ class Steps:
                         raise DeadlineExceeded("the deadline passed while waiting for a step slot")
                     try:
                         async with self.storage.step(ns, machine_id, deadline) as step:
-                            outcome = await body(step) or "ok"
+                            outcome, reason = _outcome(await body(step))
                     finally:
                         self.slots.release()
                 finally:
