@@ -9,7 +9,8 @@ from typing import Any
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from mg.api import bodies, errors, requests, routes
 from mg.api.admission import Admission, is_long_poll
@@ -18,7 +19,6 @@ from mg.api.frontdoor import DISPATCH_PATH, FrontDoor
 from mg.api.instrument import HttpMetrics
 from mg.api.operator import (
     ALL_METHODS,
-    OPERATOR_PATHS,
     ROUTE_KEY,
     Operator,
     add_operator_routes,
@@ -28,7 +28,14 @@ from mg.api.operator import (
 from mg.connections import Connections
 from mg.core import log_context as context
 from mg.core.trace import TraceContext, continue_or_start
-from mg.errors import InvalidRequest, MgError, PayloadTooLarge, Unavailable
+from mg.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    MgError,
+    PayloadTooLarge,
+    RouteNotFound,
+    Unavailable,
+)
 from mg.service.machines import MachineService
 from mg.service.sinks import SinkReader
 from mg.settings import Auth
@@ -121,7 +128,7 @@ def create_app(
     admission = Admission(max_requests_in_flight)
     long_polls = Admission(max_long_polls, "sink long-polls")
 
-    async def dispatch() -> Response:
+    async def dispatch(path: str = "") -> Response:
         request_id = requests.request_id(request.headers.get("x-request-id"))
         trace = continue_or_start(request.headers.get("traceparent"))
         with context.bound(trace=trace, request_id=request_id):
@@ -169,11 +176,11 @@ def create_app(
             failure = MgError("internal error; see the node's log for request " + request_id)
             return _respond(500, errors.error_body(failure), media, request_id, {})
 
-    # The front door sends every path but the operator's here; mg routes on the raw path.
+    # The front door sends every /v1/ path here; mg routes on the raw path. Paths no other rule
+    # takes come here too, for mg's 404.
     app.add_url_rule(DISPATCH_PATH, "dispatch", dispatch, methods=ALL_METHODS)
-    front_door = FrontDoor(
-        app.asgi_app, OPERATOR_PATHS if operator is not None else frozenset(), connections
-    )
+    app.add_url_rule("/<path:path>", "unrouted", dispatch, methods=ALL_METHODS)
+    front_door = FrontDoor(app.asgi_app, connections)
     app.asgi_app = front_door  # type: ignore[method-assign]
     if operator is not None:
         add_operator_routes(app, operator)
@@ -187,14 +194,21 @@ def create_app(
         # Raised by Quart before dispatch (e.g. a declared Content-Length over the limit).
         request_id = requests.request_id(request.headers.get("x-request-id"))
         media = bodies.response_type(request.headers.get("accept"), None)
-        mapped: MgError
-        if isinstance(error, RequestEntityTooLarge):
-            mapped = PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
-        else:
-            mapped = InvalidRequest(error.description or str(error))
-        return _error_response(mapped, media, request_id)
+        return _error_response(_mapped(error, max_body_bytes), media, request_id)
 
     return app
+
+
+def _mapped(error: HTTPException, max_body_bytes: int) -> MgError:
+    """Quart's and Werkzeug's own answers in mg's terms."""
+    if isinstance(error, RequestEntityTooLarge):
+        return PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
+    if isinstance(error, NotFound):
+        return RouteNotFound("no such path")
+    if isinstance(error, WerkzeugMethodNotAllowed):
+        allowed = tuple(sorted(error.valid_methods or ()))
+        return MethodNotAllowed(f"{request.method} is not allowed here", allowed)
+    return InvalidRequest(error.description or str(error))
 
 
 def _raw_path() -> bytes:

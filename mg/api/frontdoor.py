@@ -1,8 +1,9 @@
 """The front door: ASGI rules every request passes before Quart sees it.
 
-* Routing is mg's own, on the raw path: every path but the operator's goes to the one dispatch
-  rule, so an id may hold any character (a line feed too), and every method reaches mg's router
-  (405 with ``Allow`` for a method a path does not take, whatever the method).
+* The client API (``/v1/...``) is routed by mg, on the raw path: its requests go to the one
+  dispatch rule whatever their path, so an id may hold any character (a line feed too, which
+  Werkzeug's converters do not match), and every method reaches mg's router (405 with ``Allow``
+  for a method a path does not take, whatever the method). Other paths are Quart's.
 * ``Content-Length`` together with ``Transfer-Encoding`` is refused (400, connection closed): a
   proxy in front may frame the body differently than we do.
 * An answer given before the request's body has arrived (404, 405, 401, 403, 413, 429, 503...)
@@ -32,6 +33,7 @@ Send = Callable[[Any], Awaitable[None]]
 Asgi = Callable[[Any, Any, Any], Awaitable[None]]
 
 DISPATCH_PATH = "/"
+API_PREFIX = "/v1/"
 _CLOSE = (b"connection", b"close")
 
 
@@ -58,11 +60,8 @@ def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
 
 
 class FrontDoor:
-    def __init__(
-        self, app: Asgi, operator_paths: frozenset[str], connections: Connections | None
-    ) -> None:
+    def __init__(self, app: Asgi, connections: Connections | None) -> None:
         self._app = app
-        self._operator_paths = operator_paths
         self._connections = connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,7 +97,7 @@ class FrontDoor:
                 return
             await send(message)
 
-        if scope.get("path") not in self._operator_paths:
+        if str(scope.get("path", "")).startswith(API_PREFIX):
             # In place: the middleware outside reads what the app leaves in this very scope.
             scope["path"] = DISPATCH_PATH
         with self._busy(scope.get("client")):

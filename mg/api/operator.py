@@ -22,9 +22,6 @@ ROUTE_KEY = "mg.route"
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
-OPERATOR_PATHS = frozenset({"/metrics", "/health/live", "/health/ready", "/openapi.json"})
-"""The paths Quart routes; every other path goes to mg's own router (``mg.api.frontdoor``)."""
-
 
 def any_method(app: QuartTrio) -> None:
     """Let every rule take every method (TRACE, FOO...): the handlers answer 405 themselves,

@@ -277,6 +277,9 @@ async def test_ids_with_a_line_feed_round_trip(api: Api) -> None:
     by_tag = await api.http.get("/v1/namespaces/test/tags/a%0Ab")
     assert by_tag.status_code == 404
     assert body(by_tag)["error"] == "machine_not_found"
+    elsewhere = await api.http.get("/no%0Asuch/path")
+    assert elsewhere.status_code == 404
+    assert body(elsewhere)["error"] == "not_found"
 
 
 async def test_a_cursor_of_nul_bytes_is_refused(api: Api) -> None:
