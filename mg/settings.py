@@ -30,12 +30,20 @@ class Modernizer:
     current_format_version: int
 
 
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+MAX_EVENTS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Namespace:
     name: str
     processor_url: str
     processor_encoding: str = "msgpack"
     processor_max_connections: int = 32
+    # Bounds on one processor (or modernizer) answer: its body's bytes (decoded, read up to
+    # this many and no more) and the events of one step.
+    processor_max_reply_bytes: int = MAX_REPLY_BYTES
+    processor_max_events: int = MAX_EVENTS
     default_processing_timeout: float = 30.0
     timer_processing_timeout: float = 60.0
     sinks: tuple[str, ...] = ()
@@ -329,6 +337,8 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         raise SettingsError(f"{processor.key('url')} is required")
     encoding = processor.choice("encoding", "msgpack", ("msgpack", "json"))
     max_connections = processor.integer("max_connections", 32, minimum=1)
+    max_reply_bytes = processor.integer("max_reply_bytes", MAX_REPLY_BYTES, minimum=1024)
+    max_events = processor.integer("max_events", MAX_EVENTS, minimum=1)
     processor.done()
     retries = table.table("retries")
     timer_retries = _retry(retries.table("timers"))
@@ -353,6 +363,8 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         processor_url=url,
         processor_encoding=encoding,
         processor_max_connections=max_connections,
+        processor_max_reply_bytes=max_reply_bytes,
+        processor_max_events=max_events,
         default_processing_timeout=table.duration("default_processing_timeout", 30.0),
         timer_processing_timeout=table.duration("timer_processing_timeout", 60.0),
         sinks=tuple(subscribed),

@@ -17,9 +17,13 @@ import trio
 
 from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
+from mg.api.admission import Admission
 from mg.api.app import App, create_app
+from mg.api.auth import Authenticator
 from mg.api.operator import Operator
 from mg.connections import Connections
+from mg.console.app import add_console
+from mg.console.web import Console
 from mg.core.facts import Observer
 from mg.core.sink import sequencer_topic
 from mg.loops.claims import ClaimLoop
@@ -30,6 +34,7 @@ from mg.observability.metrics import Metrics
 from mg.observability.observers import fan_out
 from mg.observability.sampler import Sampler
 from mg.postgres.bridge.interface import Bridge
+from mg.postgres.console_reads import PostgresConsoleReads
 from mg.postgres.gauges import PostgresGauges
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sinks import PostgresSinks
@@ -159,6 +164,22 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         max_long_polls=settings.limits.max_long_polls,
         ready=ready,
         connections=connections,
+    )
+    # The operator console (/ui/): another driver of the same service, same tokens.
+    add_console(
+        app,
+        Console(
+            service=service,
+            sinks=sink_reader,
+            chain=PostgresSinks(bridge),
+            reads=PostgresConsoleReads(bridge, tuple(settings.namespaces)),
+            authenticator=Authenticator(settings.auth),
+            namespaces=tuple(settings.namespaces),
+            sink_names=tuple(settings.sinks),
+            ready=ready,
+            admission=Admission(settings.limits.max_requests_in_flight),
+            long_polls=Admission(settings.limits.max_long_polls, "sink long-polls"),
+        ),
     )
     sampler = Sampler(
         PostgresGauges(bridge),

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
-from mg.adapters.http_pools import HttpPools
+from mg.adapters.http_pools import AnswerTooLarge, HttpPools
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
 from mg.core.processor_wire import Kind, Reply, parse_refusal, parse_reply, request_value
@@ -65,7 +65,13 @@ class HttpProcessor:
         headers = call_headers(media, deadline, namespace.name, machine_id, trace)
         name = namespace.name
         try:
-            response = await self._pools[name].send(self._urls[name], body, headers, remaining)
+            response = await self._pools[name].send(
+                self._urls[name], body, headers, remaining, namespace.processor_max_reply_bytes
+            )
+        except AnswerTooLarge as error:
+            raise ProcessorPermanentFailure(
+                f"the processor's answer is over processor.max_reply_bytes ({error.limit} bytes)"
+            ) from error
         except httpx.TimeoutException as error:
             raise ProcessorTransientFailure(
                 f"the processor did not answer before the deadline ({type(error).__name__})",
@@ -75,9 +81,10 @@ class HttpProcessor:
             raise ProcessorTransientFailure(
                 f"the processor is unreachable: {type(error).__name__}: {error}"
             ) from error
-        return self._classify(kind, response, namespace.processor_encoding)
+        return self._classify(kind, response, namespace)
 
-    def _classify(self, kind: Kind, response: httpx.Response, encoding: str) -> Reply:
+    def _classify(self, kind: Kind, response: httpx.Response, namespace: Namespace) -> Reply:
+        encoding = namespace.processor_encoding
         status = response.status_code
         if status == 503:
             raise ProcessorTransientFailure(f"the processor answered 503: {excerpt(response)}")
@@ -87,21 +94,28 @@ class HttpProcessor:
             except (ShapeError, ValueError):
                 refusal = None
             code = refusal.get("error") if isinstance(refusal, dict) else None
-            if kind is Kind.REPAIR and code == "repair_failed":
-                raise RepairFailed(
-                    "the processor refused the repair", reason=parse_refusal(refusal)
-                )
-            if kind is Kind.INIT and code == "invalid_args":
-                reason = parse_refusal(refusal, "invalid_args")
-                shown = reason if isinstance(reason, str) else repr(reason)
-                raise InvalidArgs(
-                    f"the processor refused the arguments, nothing was stored: {shown}",
-                    reason=reason,
-                )
+            try:
+                if kind is Kind.REPAIR and code == "repair_failed":
+                    raise RepairFailed(
+                        "the processor refused the repair", reason=parse_refusal(refusal)
+                    )
+                if kind is Kind.INIT and code == "invalid_args":
+                    reason = parse_refusal(refusal, "invalid_args")
+                    shown = reason if isinstance(reason, str) else repr(reason)
+                    raise InvalidArgs(
+                        f"the processor refused the arguments, nothing was stored: {shown}",
+                        reason=reason,
+                    )
+            except ShapeError as error:
+                raise ProcessorPermanentFailure(
+                    f"the processor's refusal breaks the protocol: {error}"
+                ) from error
         if not 200 <= status < 300:
             raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")
         try:
-            return parse_reply(decode(response, encoding))
+            return parse_reply(
+                decode(response, encoding), max_events=namespace.processor_max_events
+            )
         except (ShapeError, ValueError) as error:
             raise ProcessorPermanentFailure(
                 f"the processor's answer breaks the protocol: {error}"

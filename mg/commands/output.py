@@ -20,8 +20,38 @@ NOTHING = "-"
 
 
 def document(value: Any) -> str:
-    """A JSON document for scripts: binary as ``{"$base64": ...}``, non-ASCII kept."""
-    return json.dumps(values.to_json(value), ensure_ascii=False)
+    """A JSON document for scripts: binary as ``{"$base64": ...}``, non-ASCII kept. A value
+    JSON cannot carry (stored before mg checked every value: NaN, nesting deeper than the
+    encoder goes) is written as ``{"$unprintable": reason}`` in place of the values that hold
+    it, so one odd event never ends a command with a traceback."""
+    try:
+        return json.dumps(values.to_json(value), ensure_ascii=False)
+    except (values.ValueRejected, RecursionError) as error:
+        return json.dumps(_printable(value, _reason(error)), ensure_ascii=False)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deep to print"
+    return str(error)
+
+
+def _printable(value: Any, reason: str) -> Any:
+    """``value`` with each member that cannot be written as JSON replaced by a marker; a
+    document's top level (a dict of the contract's shapes) is kept."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            try:
+                out[str(key)] = json.loads(json.dumps(values.to_json(item)))
+            except (values.ValueRejected, RecursionError) as error:
+                out[str(key)] = (
+                    _printable(item, _reason(error))
+                    if isinstance(item, dict)
+                    else {"$unprintable": _reason(error)}
+                )
+        return out
+    return {"$unprintable": reason}
 
 
 def inline(value: Any) -> str:
@@ -32,6 +62,8 @@ def inline(value: Any) -> str:
         return json.dumps(values.to_json(value), ensure_ascii=False)
     except values.ValueRejected:
         return repr(value)  # NaN and friends: JSON cannot spell them, people can read them
+    except RecursionError:
+        return "<nested too deep to print>"
 
 
 def when(moment: datetime | None) -> str:

@@ -15,6 +15,7 @@ from typing import TypeVar
 import asyncpg
 
 from mg.core import values
+from mg.core.clock import stored_time
 from mg.core.model import Direction, Event
 from mg.core.sink import SinkEvent, StoredLink
 from mg.postgres.bridge.interface import Bridge, Session
@@ -47,7 +48,7 @@ def _sink_event(row: asyncpg.Record) -> SinkEvent:
         incarnation=row["incarnation"],
         event=Event(
             id=row["event_id"],
-            created_at=row["created_at"],
+            created_at=stored_time(row["created_at"]),
             format_version=row["format_version"],
             data=values.unpack(row["data"]),
         ),

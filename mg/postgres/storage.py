@@ -157,7 +157,12 @@ class PostgresStorage:
                     query("search_machines_by_status"), ns, status.value, after_id, limit
                 )
             return [
-                SearchRow(r["id"], Status(r["status"]), r["timer_fire_at"], r["updated_at"])
+                SearchRow(
+                    r["id"],
+                    Status(r["status"]),
+                    rows.maybe_moment(r["timer_fire_at"]),
+                    rows.moment(r["updated_at"]),
+                )
                 for r in found
             ]
 
@@ -170,7 +175,11 @@ class PostgresStorage:
             found = await conn.fetch(query("claim_due_timers"), now, limit, lease, owner)
             return [
                 TimerClaim(
-                    r["ns"], r["id"], r["due_at"], r["timer_fire_at"], r["timer_set_by_version"]
+                    r["ns"],
+                    r["id"],
+                    rows.moment(r["due_at"]),
+                    rows.maybe_moment(r["timer_fire_at"]),
+                    r["timer_set_by_version"],
                 )
                 for r in found
             ]
@@ -180,7 +189,7 @@ class PostgresStorage:
     async def next_wake(self) -> datetime | None:
         async def work(conn: asyncpg.Connection) -> datetime | None:
             found: datetime | None = await conn.fetchval(query("next_wake"))
-            return found
+            return rows.maybe_moment(found)
 
         return await self._run(work, "finding the next timer", READ_TIMEOUT)
 
@@ -217,7 +226,7 @@ class PostgresStorage:
     async def next_notification(self, now: datetime) -> datetime | None:
         async def work(conn: asyncpg.Connection) -> datetime | None:
             found: datetime | None = await conn.fetchval(query("next_notification"), now)
-            return found
+            return rows.maybe_moment(found)
 
         return await self._run(work, "finding the next notification", READ_TIMEOUT)
 

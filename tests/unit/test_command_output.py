@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 
 from mg.client import Content, Event, Machine, Range, Retry, Status
@@ -104,3 +105,19 @@ def test_a_retrying_machine_says_what_it_retries_and_why() -> None:
         "next_at": "2026-01-02T03:04:05.678901Z",
         "last_error": "the processor answered 503",
     }
+
+
+def test_values_json_cannot_print_never_end_a_command_with_a_traceback() -> None:
+    from mg.client import SinkEvent
+    from mg.commands.output import sink_event_document, sink_row
+
+    deep: object = 0
+    for _ in range(5000):  # stored before mg checked values: deeper than the encoder goes
+        deep = [deep]
+    for data in (deep, math.nan):
+        item = SinkEvent(7, "ns", "m", Event(1, AT, None, data), "h")
+        row = sink_row(item)
+        assert row[0] == "7"
+        printed = json.loads(document(sink_event_document(item)))
+        assert printed["id"] == 7
+        assert "$unprintable" in printed["event"]["data"]

@@ -121,6 +121,27 @@ def test_the_front_door_knobs_and_their_defaults() -> None:
             from_mapping({"server": wrong}, environ={})
 
 
+def test_processor_answer_bounds_default_and_can_be_set_per_namespace() -> None:
+    example = load(EXAMPLE, environ={}).namespaces["orders"]
+    assert example.processor_max_reply_bytes == 16 * 1024 * 1024
+    assert example.processor_max_events == 10_000
+    settings = from_mapping(
+        {
+            "namespaces": {
+                "a": {"processor": {"url": "http://p", "max_reply_bytes": 2048, "max_events": 3}}
+            }
+        },
+        environ={},
+    )
+    assert settings.namespaces["a"].processor_max_reply_bytes == 2048
+    assert settings.namespaces["a"].processor_max_events == 3
+    for bad in ({"max_reply_bytes": 10}, {"max_events": 0}, {"max_events": "many"}):
+        with pytest.raises(SettingsError, match=r"processor\.max_"):
+            from_mapping(
+                {"namespaces": {"a": {"processor": {"url": "http://p", **bad}}}}, environ={}
+            )
+
+
 def test_an_inline_token_in_a_file_others_can_read_is_a_warning(tmp_path: Path) -> None:
     config = tmp_path / "mg.toml"
     config.write_text(
