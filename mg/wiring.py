@@ -21,6 +21,7 @@ from mg.api.admission import Admission
 from mg.api.app import App, create_app
 from mg.api.auth import Authenticator
 from mg.api.operator import Operator
+from mg.connections import Connections
 from mg.console.app import add_console
 from mg.console.web import Console
 from mg.core.facts import Observer
@@ -98,6 +99,7 @@ class Parts:
     sink_reader: SinkReader
     sampler: Sampler
     app: App
+    connections: Connections
     processor: HttpProcessor
     modernizer: HttpModernizer
 
@@ -151,6 +153,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     )
     nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
     sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
+    connections = Connections(settings.server.max_connections)
     app = create_app(
         service,
         max_body_bytes=settings.server.max_body_bytes,
@@ -160,6 +163,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         max_requests_in_flight=settings.limits.max_requests_in_flight,
         max_long_polls=settings.limits.max_long_polls,
         ready=ready,
+        connections=connections,
     )
     # The operator console (/ui/): another driver of the same service, same tokens.
     add_console(
@@ -195,6 +199,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         sink_reader=sink_reader,
         sampler=sampler,
         app=app,
+        connections=connections,
         processor=processor,
         modernizer=modernizer,
     )
