@@ -6,6 +6,11 @@ supervisor, which retries with back-off until Postgres answers and the schema is
 only then starts the background loops (wake-ups, timers, notifications, sink sequencers, the
 metrics sampler). A Postgres lost later means 503s and back-off in every loop, never an exit.
 
+Only a connection-level failure is waited for. A cause that waiting will not heal (``CannotRun``:
+mg's SQL not installed, a database URL the driver cannot use, Postgres refusing the node, a
+schema this code cannot run against) stops the node: ``Node.refusal`` says why, and
+``running_node`` raises it (``mg serve`` exits with its code, docs/upgrading.md).
+
 Stop: the HTTP server stops accepting and finishes the requests in flight, the timer and
 notification loops stop claiming and finish the steps in flight, all within
 ``server.graceful_timeout``; whatever is left then is cancelled (a cancelled step is rolled back
@@ -23,21 +28,24 @@ from dataclasses import dataclass, field
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
+from mg.connections import raise_open_file_limit
 from mg.core.facts import Observer, ignore
 from mg.databases.unit import Database, pool_size
 from mg.errors import MgError
+from mg.http_server import serve
 from mg.loops.claims import ClaimLoop
 from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.bridge.interface import Bridge
-from mg.postgres.failures import translate
-from mg.postgres.migrations import MigrationError, migrate
+from mg.postgres.failures import refusal, translate
+from mg.postgres.migrations import migrate
 from mg.postgres.sequencer import Sequencer
+from mg.postgres.sql_files import migrations, queries
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.steps import Steps
 from mg.settings import Settings
+from mg.startup import CannotRun
 from mg.wiring import Parts, assemble
 from mg.workers.worker import Worker
 
@@ -56,8 +64,14 @@ class Node:
     shutdown: trio.Event
     sequencers: tuple[Sequencer, ...] = ()
     ready: trio.Event = field(default_factory=trio.Event)
+    refusal: CannotRun | None = None
 
     def stop(self) -> None:
+        self.shutdown.set()
+
+    def refuse(self, cause: CannotRun) -> None:
+        """Stop the node for a cause that waiting will not heal."""
+        self.refusal = cause
         self.shutdown.set()
 
 
@@ -73,7 +87,7 @@ def hypercorn_config(
         config.bind = [f"fd://{listen_fd}"]
     config.graceful_timeout = settings.server.graceful_timeout
     config.accesslog = None
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = settings.server.keep_alive_timeout
     if settings.server.certfile:
         config.certfile = settings.server.certfile
         config.keyfile = settings.server.keyfile
@@ -84,16 +98,46 @@ def hypercorn_config(
     return config
 
 
+# Descriptors kept for what is not a client connection: Postgres, processors, logs, files.
+_RESERVED_DESCRIPTORS = 128
+
+
+def connection_cap(settings: Settings) -> int:
+    """``server.max_connections``, lowered to what the open-file limit leaves room for (the
+    soft limit is raised to the hard one first)."""
+    limit = raise_open_file_limit()
+    reserved = (
+        _RESERVED_DESCRIPTORS
+        + settings.database.pool_size
+        + sum(ns.processor_max_connections for ns in settings.namespaces.values())
+    )
+    room = max(limit - reserved, 16)
+    if room < settings.server.max_connections:
+        log.warning(
+            "server.max_connections %d is more than the open-file limit %d leaves room for; "
+            "capping client connections at %d",
+            settings.server.max_connections,
+            limit,
+            room,
+        )
+        return room
+    return settings.server.max_connections
+
+
 async def _until_migrated(bridge: Bridge, name: str = "") -> None:
-    """Migrate, retrying with back-off while Postgres does not answer."""
+    """Migrate, retrying with back-off while Postgres does not answer; ``CannotRun`` for the
+    causes that retrying will not heal."""
     which = f" (database {name})" if name else ""
     backoff = 0.2
     while True:
         try:
             applied = await migrate(bridge)
-        except MigrationError:
-            raise  # a schema this mg cannot run on: retrying will not help
+        except CannotRun:
+            raise
         except Exception as error:
+            refused = refusal(error)
+            if refused is not None:
+                raise refused from error
             if translate(error, doing="migrating") is None and not isinstance(error, MgError):
                 raise
             log.warning("waiting for Postgres%s (%s); retrying in %.1fs", which, error, backoff)
@@ -105,23 +149,26 @@ async def _until_migrated(bridge: Bridge, name: str = "") -> None:
         return
 
 
-async def _background(
-    parts: Parts, ready: trio.Event, *, task_status: trio.TaskStatus[None]
-) -> None:
+async def _background(parts: Parts, node: Node, *, task_status: trio.TaskStatus[None]) -> None:
     """Wait for each database, then run everything that needs it; the node is ready once every
     database is (each database's namespaces are served as soon as it is)."""
     task_status.started()
     async with trio.open_nursery() as nursery:
         for database in parts.databases:
-            nursery.start_soon(_run_database, database, len(parts.databases) > 1)
+            nursery.start_soon(_run_database, database, len(parts.databases) > 1, node)
         for database in parts.databases:
             await database.ready.wait()
-        ready.set()
+        node.ready.set()
         log.info("the node is ready")
 
 
-async def _run_database(database: Database, named: bool) -> None:
-    await _until_migrated(database.bridge, database.name if named else "")
+async def _run_database(database: Database, named: bool, node: Node) -> None:
+    try:
+        await _until_migrated(database.bridge, database.name if named else "")
+    except CannotRun as cause:
+        # A cause that waiting will not heal, in any database, stops the node (mg.startup).
+        node.refuse(cause)
+        return
     async with trio.open_nursery() as nursery:
         await nursery.start(database.wakeups.run)
         assert database.sampler is not None
@@ -152,8 +199,12 @@ async def running_node(
     ``port=0`` binds a free port (tests); the node's ``url`` says which. ``observer`` receives
     the facts the node reports. With ``wait_ready`` the block starts once the database is
     reachable and migrated; without, as soon as HTTP is up (``node.ready`` tells the rest).
-    A ``worker`` serves on its parent's socket and answers ``/metrics`` for all workers.
+    A ``worker`` serves on its parent's socket and answers ``/metrics`` for all workers. A cause
+    that waiting will not heal stops the node and is raised (``CannotRun``).
     """
+    # An install without mg's SQL says so before anything starts (ResourceMissing).
+    migrations()
+    queries()
     bridges = await _open_bridges(settings, database_url)
     ready = trio.Event()
     exposition = None if worker is None else worker.exposition()
@@ -182,9 +233,6 @@ async def running_node(
                 binds = await nursery.start(
                     _serve_http, parts, settings, port, shutdown, http_done, listen_fd
                 )
-            await nursery.start(_background, parts, ready)
-            if serving is not ready:
-                nursery.start_soon(_serve_when_any, parts, serving)
             node = Node(
                 url=binds[0],
                 service=parts.service,
@@ -195,14 +243,20 @@ async def running_node(
                 sequencers=parts.sequencers,
                 ready=ready,
             )
+            await nursery.start(_background, parts, node)
+            if serving is not ready:
+                nursery.start_soon(_serve_when_any, parts, serving)
             if wait_ready:
-                await ready.wait()
+                await _ready_or_stopped(node)
             try:
-                yield node
+                if node.refusal is None:
+                    yield node
             finally:
                 with trio.CancelScope(shield=True):
                     await _drain(parts, settings, shutdown, http_done)
                 nursery.cancel_scope.cancel()
+        if node.refusal is not None:
+            raise node.refusal
     finally:
         with trio.CancelScope(shield=True):
             await parts.aclose()
@@ -271,6 +325,17 @@ async def _serve_http_when(
     )
 
 
+async def _ready_or_stopped(node: Node) -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def first(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(first, node.ready)
+        nursery.start_soon(first, node.shutdown)
+
+
 async def _serve_http(
     parts: Parts,
     settings: Settings,
@@ -281,10 +346,14 @@ async def _serve_http(
     *,
     task_status: trio.TaskStatus[list[str]],
 ) -> None:
+    parts.connections.cap = connection_cap(settings)
     try:
         await serve(
             parts.app,
             hypercorn_config(settings, port, listen_fd),
+            parts.connections,
+            http2=settings.server.http2,
+            max_body_bytes=settings.server.max_body_bytes,
             shutdown_trigger=shutdown.wait,
             task_status=task_status,
         )

@@ -22,6 +22,7 @@ from mg.api.admission import Admission
 from mg.api.app import App, create_app
 from mg.api.auth import Authenticator
 from mg.api.operator import Operator
+from mg.connections import Connections
 from mg.console.app import add_console
 from mg.console.web import Console
 from mg.core.facts import Observer
@@ -105,6 +106,7 @@ class Parts:
     service: MachineService
     sink_reader: SinkReader
     app: App
+    connections: Connections
     processor: HttpProcessor
     modernizer: HttpModernizer
     metrics: Metrics
@@ -178,6 +180,7 @@ def assemble(
     for database in databases:
         _add_loops(settings, database, signals, owner, metrics, observer)
     sink_reader = SinkReader(settings, RoutedSinkLog(routes), RoutedWakeups(routes))
+    connections = Connections(settings.server.max_connections)
     app = create_app(
         service,
         max_body_bytes=settings.server.max_body_bytes,
@@ -187,6 +190,7 @@ def assemble(
         max_requests_in_flight=settings.limits.max_requests_in_flight,
         max_long_polls=settings.limits.max_long_polls,
         ready=ready,
+        connections=connections,
     )
     # The operator console (/ui/): another driver of the same service, same tokens.
     add_console(
@@ -211,6 +215,7 @@ def assemble(
         service=service,
         sink_reader=sink_reader,
         app=app,
+        connections=connections,
         processor=processor,
         modernizer=modernizer,
         metrics=metrics,

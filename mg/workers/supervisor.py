@@ -39,6 +39,10 @@ MAX_BACKOFF = 30.0
 HEALTHY_RUN = 60.0
 # How long after the graceful timeout the parent waits for draining workers before it kills them.
 EXIT_MARGIN = 15.0
+# Exit codes of a worker stopped by a cause that restarting will not heal (mg.startup: bad
+# configuration, schema incompatible, resources missing, Postgres refuses): every worker would
+# meet it, so the parent stops them all and exits with it instead of restarting forever.
+CANNOT_RUN = frozenset({2, 3, 4, 5})
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -71,8 +75,11 @@ class Supervisor:
     stopping: trio.Event = field(default_factory=trio.Event)
     processes: dict[int, trio.Process] = field(default_factory=dict)
     restarts: int = 0
+    # The exit code of a worker that stopped for a cause restarting will not heal (mg.startup).
+    refused: int = 0
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Serve until stopped; 0, or the exit code of a worker that could not run."""
         sock = listening_socket(self.settings.server.host, self.settings.server.port)
         directory = Path(tempfile.mkdtemp(prefix="mg-workers-"))
         # Workers watch the read end; it reads end-of-file once the parent is gone.
@@ -102,6 +109,7 @@ class Supervisor:
             os.close(parent_write)
             shutil.rmtree(directory, ignore_errors=True)
         log.info("every worker has exited")
+        return self.refused
 
     async def _kill_stragglers(self) -> None:
         """A worker's drain is bounded by the graceful timeout; one still running well past it
@@ -125,9 +133,12 @@ class Supervisor:
                 log.warning("received %s again; still waiting for the workers to drain", name)
                 continue
             log.info("received %s; draining every worker", name)
-            self.stopping.set()
-            for process in self.processes.values():
-                process.send_signal(signal.SIGTERM)
+            self._stop()
+
+    def _stop(self) -> None:
+        self.stopping.set()
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
 
     async def _keep_running(self, index: int, options: list[str], fds: tuple[int, ...]) -> None:
         backoff = FIRST_BACKOFF
@@ -147,6 +158,16 @@ class Supervisor:
                 del self.processes[index]
             if self.stopping.is_set():
                 log.info("worker %d (pid %d) exited with code %d", index, process.pid, code)
+                return
+            if code in CANNOT_RUN:
+                log.error(
+                    "worker %d (pid %d) cannot run (exit code %d, logged above); stopping",
+                    index,
+                    process.pid,
+                    code,
+                )
+                self.refused = code
+                self._stop()
                 return
             if trio.current_time() - started > HEALTHY_RUN:
                 backoff = FIRST_BACKOFF
