@@ -185,3 +185,17 @@ async def test_workers_stop_when_their_parent_is_killed(
             while any(alive(pid) for pid in pids.values()):
                 await trio.sleep(0.1)
     assert any("the parent process is gone" in m for m in node.messages())
+
+
+async def test_workers_that_cannot_run_stop_the_parent_with_their_code(
+    reachable_dir: Path, postgres_server: Any, processor: FakeProcessor
+) -> None:
+    node = NodeProcess(
+        config(reachable_dir, processor),
+        env={"MG_DATABASE_URL": postgres_server.url("no_such_database")},
+    )
+    async with trio.open_nursery() as nursery:
+        await node.start(nursery, ready=False)
+        assert await node.wait() == 5  # Postgres refuses the node: no restart can help
+    assert any("cannot run (exit code 5" in m for m in node.messages())
+    assert not any("starting it again" in m for m in node.messages())
