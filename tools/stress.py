@@ -71,7 +71,7 @@ async def progress(ledger: Ledger, duration: float, began: float) -> None:
 async def own_cluster(
     args: argparse.Namespace, processor_url: str
 ) -> AsyncIterator[tuple[list[str], str]]:
-    """An embedded Postgres and ``args.cluster`` node processes."""
+    """An embedded Postgres and ``args.cluster`` node processes (of ``args.workers`` each)."""
     from mg.embedded.server import EmbeddedPostgres
 
     workdir = Path(tempfile.mkdtemp(prefix="mg-stress-"))
@@ -86,7 +86,7 @@ async def own_cluster(
         config = write_config(
             workdir / "mg.toml",
             {
-                "server": {"port": 0},
+                "server": {"port": 0, "workers": args.workers},
                 "database": {"pool_size": 40},
                 "limits": {"max_steps_in_flight": 32},
                 "timers": {"lease": "5s"},
@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cluster", type=int, default=0, help="start this many nodes")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="[server] workers of each node (--cluster)"
+    )
     parser.add_argument("--url", action="append", help="a running node (repeatable)")
     parser.add_argument("--database-url", help="the nodes' database, for the checks")
     parser.add_argument("--processor-port", type=int, default=0)
