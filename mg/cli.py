@@ -99,7 +99,14 @@ def database_url(settings: Settings, *, beside_node: bool = False) -> Iterator[s
     from mg.embedded.server import EmbeddedPostgres
 
     embedded = settings.database.embedded
-    server = EmbeddedPostgres(embedded.data_dir, port=embedded.port, user=embedded.user)
+    # Every worker has its own pool; a few connections more for psql and mg's own commands.
+    wanted = settings.server.workers * settings.database.pool_size + 20
+    server = EmbeddedPostgres(
+        embedded.data_dir,
+        port=embedded.port,
+        user=embedded.user,
+        max_connections=max(200, wanted),
+    )
     if beside_node and (running := server.running_url()):
         yield running
         return
