@@ -52,7 +52,7 @@ from mg.postgres.state_cache import StateCache
 from mg.postgres.storage import PostgresStorage
 from mg.postgres.wakeups import Wakeups
 from mg.service.machines import MachineService
-from mg.service.ports import NotificationClaim, TimerClaim
+from mg.service.ports import NotificationClaim, Nudges, Storage, TimerClaim
 from mg.service.signals import Signals
 from mg.service.sinks import SinkReader
 from mg.service.steps import Steps
@@ -101,7 +101,7 @@ class Parts:
     node, and per database its storage and loops (``databases``, the default first)."""
 
     databases: tuple[Database, ...]
-    storage: RoutedStorage
+    storage: Storage
     steps: Steps
     service: MachineService
     sink_reader: SinkReader
@@ -147,7 +147,7 @@ def assemble(
     for placement in settings.placements():
         bridge = bridges[placement.name]
         wakeups = Wakeups(bridge)
-        storage = PostgresStorage(
+        own = PostgresStorage(
             bridge,
             commit_timeout=settings.database.commit_timeout,
             step_idle_margin=settings.database.step_idle_margin,
@@ -157,7 +157,7 @@ def assemble(
             Database(
                 placement,
                 bridge,
-                storage,
+                own,
                 wakeups,
                 LoopNudges(wakeups),
                 PostgresSinks(bridge),
@@ -170,8 +170,11 @@ def assemble(
     observer = fan_out(metrics.observe, log_fact, observer)
     processor = HttpProcessor(settings.namespaces)
     modernizer = HttpModernizer(settings.namespaces)
-    routed = RoutedStorage(routes, cache)
-    steps = Steps(settings, routed, processor, observer=observer, nudges=RoutedNudges(routes))
+    # With one database the map has one entry: the hot path goes to it directly.
+    one = len(databases) == 1
+    storage: Storage = databases[0].storage if one else RoutedStorage(routes, cache)
+    nudges: Nudges = databases[0].nudges if one else RoutedNudges(routes)
+    steps = Steps(settings, storage, processor, observer=observer, nudges=nudges)
     metrics.watch(steps.activity, routes.pool_stats)
     metrics.registry.register(StateCacheCollector(cache))
     service = MachineService(steps, modernizer=modernizer)
@@ -210,7 +213,7 @@ def assemble(
     )
     return Parts(
         databases=tuple(databases),
-        storage=routed,
+        storage=storage,
         steps=steps,
         service=service,
         sink_reader=sink_reader,
