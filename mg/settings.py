@@ -41,6 +41,8 @@ class Namespace:
     timer_retries: RetryPolicy = field(default_factory=RetryPolicy)
     notification_retries: RetryPolicy = field(default_factory=RetryPolicy)
     modernizer: Modernizer | None = None
+    # history.max_events: after every step only the newest N events are kept (None: all).
+    history_max_events: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +319,11 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
             raise SettingsError(f"{mod.key('url')} is required")
         modernizer = Modernizer(mod_url, mod.integer("current_format_version", 1, minimum=1))
         mod.done()
+    history = table.table("history")
+    max_events: int | None = None
+    if history.get("max_events") is not None:
+        max_events = history.integer("max_events", 0, minimum=1)
+    history.done()
     namespace = Namespace(
         name=name,
         processor_url=url,
@@ -328,6 +335,7 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         timer_retries=timer_retries,
         notification_retries=notification_retries,
         modernizer=modernizer,
+        history_max_events=max_events,
     )
     table.done()
     return namespace

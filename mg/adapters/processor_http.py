@@ -69,9 +69,12 @@ class HttpProcessor:
             raise ProcessorTransientFailure(
                 f"the processor is unreachable: {type(error).__name__}: {error}"
             ) from error
-        return self._classify(kind, response, namespace.processor_encoding)
+        last = machine.record.last_event_id if machine is not None else 0
+        return self._classify(kind, response, namespace.processor_encoding, last)
 
-    def _classify(self, kind: Kind, response: httpx.Response, encoding: str) -> Reply:
+    def _classify(
+        self, kind: Kind, response: httpx.Response, encoding: str, last_event_id: int
+    ) -> Reply:
         status = response.status_code
         if status == 503:
             raise ProcessorTransientFailure(f"the processor answered 503: {excerpt(response)}")
@@ -87,7 +90,7 @@ class HttpProcessor:
         if not 200 <= status < 300:
             raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")
         try:
-            return parse_reply(decode(response, encoding))
+            return parse_reply(decode(response, encoding), last_event_id)
         except (ShapeError, ValueError) as error:
             raise ProcessorPermanentFailure(
                 f"the processor's answer breaks the protocol: {error}"

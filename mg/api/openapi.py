@@ -81,6 +81,18 @@ def _schemas() -> dict[str, Schema]:
                 "failure": _nullable(_object({"reason": {"type": "string"}}, ("reason",))),
                 "history": {"type": "array", "items": ref("Event")},
                 "history_range": ref("RangeEcho"),
+                "history_bounds": {
+                    **_object(
+                        {
+                            "first": {"type": "integer", "minimum": 1},
+                            "last": {"type": "integer", "minimum": 0},
+                        },
+                        ("first", "last"),
+                    ),
+                    "description": "The events held, first..last: last is the newest event "
+                    "ever appended (0 for none); first = last + 1 when none is held; ids below "
+                    "first were trimmed.",
+                },
                 "aux_state": _nullable(ref("Content")),
                 "timer": _nullable(time),
                 "tags": {"type": "array", "items": {"type": "string"}},
@@ -92,6 +104,7 @@ def _schemas() -> dict[str, Schema]:
                 "failure",
                 "history",
                 "history_range",
+                "history_bounds",
                 "aux_state",
                 "timer",
                 "tags",

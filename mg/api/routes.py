@@ -13,7 +13,7 @@ from mg.api import requests
 from mg.core.clock import format_time
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
-from mg.core.shapes import content_value, event_value, range_value
+from mg.core.shapes import bounds_value, content_value, event_value, range_value
 from mg.core.sink import sink_event_value
 from mg.core.trace import TraceContext
 from mg.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, SinkNotFound
@@ -67,6 +67,7 @@ def machine_value(machine: Machine) -> dict[str, Any]:
         ),
         "history": [event_value(event) for event in machine.history],
         "history_range": range_value(machine.history_range),
+        "history_bounds": bounds_value(machine.history_bounds),
         "aux_state": content_value(record.aux_state),
         "timer": format_time(record.timer.fire_at) if record.timer is not None else None,
         "tags": list(machine.tags),

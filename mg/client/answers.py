@@ -14,7 +14,7 @@ from mg.client.results import Machine, MachineSummary, SearchPage, SinkEvent
 from mg.core import values
 from mg.core.clock import parse_time
 from mg.core.model import Status
-from mg.core.shapes import ShapeError, parse_content, parse_event, parse_range
+from mg.core.shapes import ShapeError, parse_bounds, parse_content, parse_event, parse_range
 
 MSGPACK = "application/msgpack"
 JSON = "application/json"
@@ -74,6 +74,7 @@ def machine_from(body: Any) -> Machine:
         aux_state=parse_content(aux, "aux_state") if aux is not None else None,
         timer=_time(body.get("timer"), "timer"),
         tags=tuple(string(tag, "tags[]") for tag in body.get("tags") or ()),
+        history_bounds=parse_bounds(body.get("history_bounds")),
     )
 
 

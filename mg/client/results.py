@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from mg.core.model import Content, Direction, Event, Range, Status
+from mg.core.model import Content, Direction, Event, HistoryBounds, Range, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,8 @@ class Machine:
     aux_state: Content | None
     timer: datetime | None
     tags: tuple[str, ...]
+    # The events held, first..last (None from an mg older than contract v1.1).
+    history_bounds: HistoryBounds | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ __all__ = [
     "Content",
     "Direction",
     "Event",
+    "HistoryBounds",
     "Machine",
     "MachineSummary",
     "Range",

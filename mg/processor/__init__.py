@@ -17,7 +17,7 @@
 See ``docs/processor.md`` for the whole tutorial.
 """
 
-from mg.core.model import Content, Direction, Event, Range
+from mg.core.model import Content, Direction, Event, HistoryBounds, Range
 from mg.processor.app import ProcessorApp
 from mg.processor.base import Processor
 from mg.processor.results import (
@@ -39,6 +39,7 @@ __all__ = [
     "Content",
     "Direction",
     "Event",
+    "HistoryBounds",
     "Machine",
     "Processor",
     "ProcessorApp",
