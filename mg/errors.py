@@ -47,6 +47,21 @@ class SinkNotFound(LogicError):
     code = "sink_not_found"
 
 
+class SinkEventsPruned(LogicError):
+    """A sink read would start below the sink's first held position (PROTOCOL section 7);
+    ``details["first"]`` is that position."""
+
+    code = "sink_events_pruned"
+
+    def __init__(self, sink: str, first: int) -> None:
+        super().__init__(
+            f"sink {sink!r} no longer holds the events asked for: its first held position "
+            f"is {first} (older ones were pruned by its retention)",
+            first=first,
+        )
+        self.first = first
+
+
 class MachineAlreadyExists(LogicError):
     code = "machine_already_exists"
 

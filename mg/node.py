@@ -32,6 +32,7 @@ from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.bridge.interface import Bridge
 from mg.postgres.failures import translate
 from mg.postgres.migrations import MigrationError, migrate
+from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
@@ -53,6 +54,7 @@ class Node:
     notification_loop: ClaimLoop[NotificationClaim]
     shutdown: trio.Event
     sequencers: tuple[Sequencer, ...] = ()
+    pruners: tuple[Pruner, ...] = ()
     ready: trio.Event = field(default_factory=trio.Event)
 
     def stop(self) -> None:
@@ -109,6 +111,8 @@ async def _background(
         await nursery.start(parts.sampler.run)
         for sequencer in parts.sequencers:
             await nursery.start(sequencer.run)
+        for pruner in parts.pruners:
+            await nursery.start(pruner.run)
         await nursery.start(parts.timer_loop.run)
         await nursery.start(parts.notification_loop.run)
         ready.set()
@@ -157,6 +161,7 @@ async def running_node(
                 notification_loop=parts.notification_loop,
                 shutdown=shutdown,
                 sequencers=parts.sequencers,
+                pruners=parts.pruners,
                 ready=ready,
             )
             if wait_ready:

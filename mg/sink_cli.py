@@ -30,9 +30,10 @@ def add_sink_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--from",
         dest="start",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="start at position N, chaining from the stored hash of N-1 (default 1)",
+        help="start at position N, chaining from the stored hash of N-1 (default: the sink's "
+        "first held position, chaining from its anchor)",
     )
     verify.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
 

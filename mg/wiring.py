@@ -30,6 +30,7 @@ from mg.observability.observers import fan_out
 from mg.observability.sampler import Sampler
 from mg.postgres.bridge.interface import Bridge
 from mg.postgres.gauges import PostgresGauges
+from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sinks import PostgresSinks
 from mg.postgres.state_cache import StateCache
@@ -90,6 +91,7 @@ class Parts:
     timer_loop: ClaimLoop[TimerClaim]
     notification_loop: ClaimLoop[NotificationClaim]
     sequencers: tuple[Sequencer, ...]
+    pruners: tuple[Pruner, ...]
     sink_reader: SinkReader
     sampler: Sampler
     app: App
@@ -144,7 +146,13 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         for options in settings.sink_options.values()
     )
     nudges.sequencers = {sequencer.sink: sequencer for sequencer in sequencers}
-    sink_reader = SinkReader(settings, PostgresSinks(bridge), wakeups)
+    pruners = tuple(
+        Pruner(bridge, options, observer=observer)
+        for options in settings.sink_options.values()
+        if options.retention is not None
+    )
+    sink_log = PostgresSinks(bridge)
+    sink_reader = SinkReader(settings, sink_log, wakeups, sink_log)
     app = create_app(
         service,
         max_body_bytes=settings.server.max_body_bytes,
@@ -169,6 +177,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         timer_loop=timer_loop,
         notification_loop=notification_loop,
         sequencers=sequencers,
+        pruners=pruners,
         sink_reader=sink_reader,
         sampler=sampler,
         app=app,

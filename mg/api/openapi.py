@@ -148,7 +148,8 @@ def _schemas() -> dict[str, Schema]:
             "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
             "required": ["error", "message"],
             "additionalProperties": True,
-            "description": "Every error. Some carry more members: machine_failed has reason.",
+            "description": "Every error. Some carry more members: machine_failed has reason, "
+            "sink_events_pruned has first.",
         },
     }
 
@@ -289,6 +290,10 @@ def _error_response(status: int, codes: tuple[str, ...]) -> Schema:
     }
     if "repair_failed" in codes:
         schema["allOf"].append({"required": ["reason"]})
+    if "sink_events_pruned" in codes:
+        schema["allOf"].append(
+            {"properties": {"first": {"type": "integer"}}, "required": ["first"]}
+        )
     return {
         "description": ", ".join(codes),
         "headers": {"X-Request-Id": _REQUEST_ID_HEADER, **_ERROR_HEADERS.get(status, {})},
@@ -498,6 +503,38 @@ def _other_paths() -> dict[str, Schema]:
                         "Events",
                         _object(
                             {"events": {"type": "array", "items": ref("SinkEvent")}}, ("events",)
+                        ),
+                    ),
+                    **_errors(
+                        "invalid_request",
+                        "unauthorized",
+                        "forbidden",
+                        "sink_not_found",
+                        "sink_events_pruned",
+                        "unavailable",
+                        "deadline_exceeded",
+                    ),
+                },
+            )
+        },
+        "/v1/sinks/{sink}": {
+            "get": _operation(
+                "describeSink",
+                "The positions a sink holds (first..last, first = last + 1 when none) and the "
+                "anchor, the hash of position first - 1, to verify the chain from first",
+                [param("sink")],
+                {
+                    **_ok(
+                        200,
+                        "The sink's held span",
+                        _object(
+                            {
+                                "sink": {"type": "string"},
+                                "first": {"type": "integer", "minimum": 1},
+                                "last": {"type": "integer", "minimum": 0},
+                                "anchor": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            },
+                            ("sink", "first", "last", "anchor"),
                         ),
                     ),
                     **_errors(

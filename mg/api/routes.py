@@ -169,6 +169,17 @@ async def sink_events(call: Call) -> Answer:
     return Answer(200, {"events": [sink_event_value(event) for event in found]})
 
 
+async def sink_bounds(call: Call) -> Answer:
+    name = call.params["sink"]
+    if call.sinks is None:
+        raise SinkNotFound(f"sink {name!r} is not configured")
+    bounds = await call.sinks.bounds(name)
+    return Answer(
+        200,
+        {"sink": name, "first": bounds.first, "last": bounds.last, "anchor": bounds.anchor.hex()},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     method: str
@@ -210,6 +221,7 @@ def _routes() -> list[Route]:
             "sink_events",
             ("after", "limit", "direction", "wait"),
         ),
+        Route("GET", ("v1", "sinks", "{sink}"), sink_bounds, "sink", ()),
     ]
     # Every machine path but start and DELETE also works as /tags/{tag}.
     for base, key in (("machines", "{id}"), ("tags", "{tag}")):
