@@ -53,13 +53,9 @@ class SinkEventsPruned(LogicError):
 
     code = "sink_events_pruned"
 
-    def __init__(self, sink: str, first: int) -> None:
-        super().__init__(
-            f"sink {sink!r} no longer holds the events asked for: its first held position "
-            f"is {first} (older ones were pruned by its retention)",
-            first=first,
-        )
-        self.first = first
+    @property
+    def first(self) -> Any:
+        return self.details.get("first")
 
 
 class MachineAlreadyExists(LogicError):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mg.client.results import Machine, MachineSummary, SearchPage, SinkEvent
+from mg.client.results import Machine, MachineSummary, SearchPage, SinkBounds, SinkEvent
 from mg.core import values
 from mg.core.clock import parse_time
 from mg.core.model import Status
@@ -100,6 +100,25 @@ def sink_events_from(body: Any) -> tuple[SinkEvent, ...]:
             machine_id=string(row["machine_id"], "machine_id"),
             event=parse_event(row["event"], "event"),
             hash=string(row["hash"], "hash"),
+            incarnation=_incarnation(row.get("incarnation")),
         )
         for row in body["events"]
     )
+
+
+def _incarnation(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ShapeError("incarnation must be an integer")
+    return value
+
+
+def sink_bounds_from(body: Any) -> SinkBounds:
+    first, last, anchor = body["first"], body["last"], string(body["anchor"], "anchor")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
+        raise ShapeError("first and last must be integers")
+    if len(anchor) != 64:
+        raise ShapeError("anchor must be 64 hex digits")
+    bytes.fromhex(anchor)
+    return SinkBounds(string(body["sink"], "sink"), first, last, anchor)

@@ -68,6 +68,19 @@ class SinkEvent:
     machine_id: str
     event: Event
     hash: str
+    # Tells apart machines of one id separated by a remove (mg's addition; not hashed).
+    incarnation: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SinkBounds:
+    """The positions a sink holds, ``first..last`` (``first = last + 1`` when none), and
+    ``anchor``, the hex hash of position ``first - 1`` (64 zeros when nothing was pruned)."""
+
+    sink: str
+    first: int
+    last: int
+    anchor: str
 
 
 __all__ = [
@@ -80,6 +93,7 @@ __all__ = [
     "MachineSummary",
     "Range",
     "SearchPage",
+    "SinkBounds",
     "SinkEvent",
     "Status",
     "Tag",

@@ -86,7 +86,11 @@ class PostgresSinks:
 
         first, events = await self._run(work, "reading the sink", READ_TIMEOUT)
         if reads_pruned(after, direction, first):
-            raise SinkEventsPruned(sink, first)
+            raise SinkEventsPruned(
+                f"sink {sink!r} no longer holds the events asked for: its first held position "
+                f"is {first} (older ones were pruned by its retention)",
+                first=first,
+            )
         return events
 
     async def bounds(self, sink: str) -> SinkBounds:
