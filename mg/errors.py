@@ -94,6 +94,17 @@ class RepairFailed(LogicError):
         return self.details.get("reason")
 
 
+class InvalidArgs(LogicError):
+    """The processor refused a start's arguments (``422``); nothing was stored.
+    ``reason`` is the processor's reason value."""
+
+    code = "invalid_args"
+
+    @property
+    def reason(self) -> Any:
+        return self.details.get("reason")
+
+
 class ModernizerFailed(LogicError):
     """The modernizer answered with an error or with content mg must refuse (a version lower
     than the stored one); nothing was changed."""

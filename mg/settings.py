@@ -11,9 +11,10 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mg.core.clock import parse_duration
 from mg.core.retry import RetryPolicy
@@ -29,15 +30,26 @@ class Modernizer:
     current_format_version: int
 
 
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+MAX_EVENTS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Namespace:
     name: str
     processor_url: str
     processor_encoding: str = "msgpack"
     processor_max_connections: int = 32
+    # Bounds on one processor (or modernizer) answer: its body's bytes (decoded, read up to
+    # this many and no more) and the events of one step.
+    processor_max_reply_bytes: int = MAX_REPLY_BYTES
+    processor_max_events: int = MAX_EVENTS
     default_processing_timeout: float = 30.0
     timer_processing_timeout: float = 60.0
     sinks: tuple[str, ...] = ()
+    # Step slots this namespace may hold at once; None: the default share
+    # (``Settings.step_slots``).
+    max_steps_in_flight: int | None = None
     timer_retries: RetryPolicy = field(default_factory=RetryPolicy)
     notification_retries: RetryPolicy = field(default_factory=RetryPolicy)
     modernizer: Modernizer | None = None
@@ -59,6 +71,9 @@ class Database:
     pool_size: int = 32
     connect_timeout: float = 10.0
     commit_timeout: float = 5.0
+    # How much longer than its deadline a step's transaction may sit idle before Postgres
+    # ends its session (docs/architecture.md, "Deadlines and fairness").
+    step_idle_margin: float = 5.0
     embedded: Embedded = Embedded()
 
 
@@ -85,12 +100,15 @@ class Cache:
 class Limits:
     """Overload protection. Past any of these a client request gets ``429 overloaded`` with
     ``Retry-After`` and nothing is done: requests being handled by this node, client steps
-    waiting for one of the ``max_steps_in_flight`` slots, requests queued for one machine."""
+    waiting for one of the ``max_steps_in_flight`` slots, requests queued for one machine,
+    sink long-polls (``wait`` > 0) waiting at once; long-polls have their own budget and do not
+    count in ``max_requests_in_flight``."""
 
     max_steps_in_flight: int = 24
     max_waiting_steps: int = 256
     max_queue_per_machine: int = 64
     max_requests_in_flight: int = 1024
+    max_long_polls: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +197,18 @@ class Settings:
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     sinks: tuple[str, ...] = ()
     sink_options: Mapping[str, Sink] = field(default_factory=dict)
+    # Problems worth a line in the log that do not stop a node (``mg serve`` logs them).
+    warnings: tuple[str, ...] = ()
+
+    def step_slots(self, ns: str) -> int:
+        """The step slots namespace ``ns`` may hold at once: its ``max_steps_in_flight``, else
+        half the node's (rounded up) when the node serves other namespaces too, so that one
+        namespace with a slow processor leaves the others at least the other half."""
+        total = self.limits.max_steps_in_flight
+        namespace = self.namespaces.get(ns)
+        if namespace is not None and namespace.max_steps_in_flight is not None:
+            return min(namespace.max_steps_in_flight, total)
+        return total if len(self.namespaces) <= 1 else (total + 1) // 2
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -342,6 +372,8 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         raise SettingsError(f"{processor.key('url')} is required")
     encoding = processor.choice("encoding", "msgpack", ("msgpack", "json"))
     max_connections = processor.integer("max_connections", 32, minimum=1)
+    max_reply_bytes = processor.integer("max_reply_bytes", MAX_REPLY_BYTES, minimum=1024)
+    max_events = processor.integer("max_events", MAX_EVENTS, minimum=1)
     processor.done()
     retries = table.table("retries")
     timer_retries = _retry(retries.table("timers"))
@@ -362,22 +394,29 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         modernizer = Modernizer(mod_url, mod.integer("current_format_version", 1, minimum=1))
         mod.done()
     history = table.table("history")
-    max_events: int | None = None
+    history_max_events: int | None = None
     if history.get("max_events") is not None:
-        max_events = history.integer("max_events", 0, minimum=1)
+        history_max_events = history.integer("max_events", 0, minimum=1)
     history.done()
     namespace = Namespace(
         name=name,
         processor_url=url,
         processor_encoding=encoding,
         processor_max_connections=max_connections,
+        processor_max_reply_bytes=max_reply_bytes,
+        processor_max_events=max_events,
         default_processing_timeout=table.duration("default_processing_timeout", 30.0),
         timer_processing_timeout=table.duration("timer_processing_timeout", 60.0),
         sinks=tuple(subscribed),
+        max_steps_in_flight=(
+            None
+            if table.get("max_steps_in_flight") is None
+            else table.integer("max_steps_in_flight", 1, minimum=1)
+        ),
         timer_retries=timer_retries,
         notification_retries=notification_retries,
         modernizer=modernizer,
-        history_max_events=max_events,
+        history_max_events=history_max_events,
     )
     table.done()
     return namespace
@@ -485,6 +524,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         pool_size=db.integer("pool_size", 32, minimum=2),
         connect_timeout=db.duration("connect_timeout", 10.0),
         commit_timeout=db.duration("commit_timeout", 5.0),
+        step_idle_margin=db.duration("step_idle_margin", 5.0),
         embedded=embedded,
     )
     db.done()
@@ -495,6 +535,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         max_waiting_steps=limits_table.integer("max_waiting_steps", 256, minimum=0),
         max_queue_per_machine=limits_table.integer("max_queue_per_machine", 64, minimum=1),
         max_requests_in_flight=limits_table.integer("max_requests_in_flight", 1024, minimum=1),
+        max_long_polls=limits_table.integer("max_long_polls", 256, minimum=1),
     )
     limits_table.done()
 
@@ -558,8 +599,32 @@ def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Setting
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
+            mode = os.fstat(handle.fileno()).st_mode & 0o777
     except OSError as error:
         raise SettingsError(f"cannot read {path}: {error}") from error
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{path} is not valid TOML: {error}") from error
-    return from_mapping(data, environ)
+    settings = from_mapping(data, environ)
+    secrets = _inline_secrets(data)
+    if mode & 0o077 and secrets:
+        warning = (
+            f"{path} holds {' and '.join(secrets)} and is readable by other users (mode "
+            f"{mode:o}): chmod 600 {path} (or use token_env / MG_DATABASE_URL)"
+        )
+        settings = replace(settings, warnings=(*settings.warnings, warning))
+    return settings
+
+
+def _inline_secrets(data: Mapping[str, Any]) -> list[str]:
+    """What in a parsed config file is a secret written into it."""
+    found = []
+    tokens = data.get("auth", {}).get("tokens", {}) if isinstance(data.get("auth"), dict) else {}
+    if isinstance(tokens, dict) and any(
+        isinstance(t, dict) and "token" in t for t in tokens.values()
+    ):
+        found.append("an inline auth token")
+    database = data.get("database")
+    url = database.get("url") if isinstance(database, dict) else None
+    if isinstance(url, str) and urlsplit(url).password:
+        found.append("a database password")
+    return found

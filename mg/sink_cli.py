@@ -56,12 +56,19 @@ async def run_sink_command(settings: Settings, url: str, args: argparse.Namespac
         return CANNOT
     # Imported here: the other commands of ``mg`` do not need the database stack.
     from mg.postgres.bridge.factory import make_bridge
+    from mg.postgres.migrations import is_current
     from mg.postgres.sinks import PostgresSinks
     from mg.service.sink_verify import CannotVerify, verify_chain
 
     bridge = make_bridge(settings.database.bridge, url, min_size=1, max_size=2)
     try:
         await bridge.open()
+        if not await is_current(bridge, timeout=30):
+            print(
+                f"mg: cannot verify sink {args.sink!r}: the database's schema is not this mg's "
+                "(run mg migrate, or start a node, first)"
+            )
+            return CANNOT
         sinks = PostgresSinks(bridge)
         verdict = await verify_chain(sinks, args.sink, args.start)
         if verdict.checked == 0 and verdict.intact and args.sink not in settings.sinks:
@@ -73,6 +80,9 @@ async def run_sink_command(settings: Settings, url: str, args: argparse.Namespac
         return CANNOT
     except (MgError, OSError) as error:
         print(f"mg: cannot verify sink {args.sink!r}: {error}")
+        return CANNOT
+    except Exception as error:  # a check that could not be made is never "a link is broken"
+        print(f"mg: cannot verify sink {args.sink!r}: {type(error).__name__}: {error}")
         return CANNOT
     finally:
         await bridge.close()

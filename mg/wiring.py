@@ -108,6 +108,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     storage = PostgresStorage(
         bridge,
         commit_timeout=settings.database.commit_timeout,
+        step_idle_margin=settings.database.step_idle_margin,
         cache=StateCache(settings.cache.max_bytes, settings.cache.events),
     )
     wakeups = Wakeups(bridge)
@@ -160,6 +161,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         operator=Operator(metrics, Health(bridge)),
         auth=settings.auth,
         max_requests_in_flight=settings.limits.max_requests_in_flight,
+        max_long_polls=settings.limits.max_long_polls,
         ready=ready,
     )
     sampler = Sampler(

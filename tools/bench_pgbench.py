@@ -5,13 +5,14 @@ one round trip per statement (``-M prepared``, as asyncpg does), on machines wit
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from mg.embedded.server import install_dir
+from mg.embedded.server import install_dir, split_password
 from mg.postgres.sql_files import parse_queries, sql_dir
 
 NAMESPACE = "pgbench"
@@ -43,6 +44,9 @@ def run(
     """One pgbench run; transactions/s and latency percentiles from its per-transaction log."""
     with tempfile.TemporaryDirectory(prefix="mg-pgbench-") as logs:
         prefix = Path(logs) / "tx"
+        # The password through the environment: a command line is readable by every user.
+        url, password = split_password(url)
+        env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
         command = [
             str(install_dir() / "bin" / "pgbench"),
             "--no-vacuum",
@@ -56,7 +60,7 @@ def run(
             f"--log-prefix={prefix}",
             url,
         ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if done.returncode != 0:
             raise RuntimeError(f"pgbench failed: {done.stderr.strip()[-2000:]}")
         found = re.search(r"^tps = ([0-9.]+)", done.stdout, re.MULTILINE)

@@ -33,7 +33,7 @@ def decode(response: httpx.Response, encoding: str) -> Any:
     if media in (MSGPACK, "application/x-msgpack") or (not media and encoding == "msgpack"):
         return values.unpack(response.content)
     if media == JSON or media.endswith("+json") or (not media and encoding == "json"):
-        return values.from_json(json.loads(response.content))
+        return values.loads_json(response.content)
     raise ShapeError(f"unsupported content type {media!r}")
 
 

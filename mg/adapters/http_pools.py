@@ -16,8 +16,53 @@ from __future__ import annotations
 import math
 
 import httpx
+import trio
 
 PER_POOL = 1
+
+
+class AnswerTooLarge(Exception):
+    """An answer's body is over the byte limit of its reader (nothing past it was read)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the answer is over {limit} bytes (at least {size})")
+        self.size = size
+        self.limit = limit
+
+
+async def read_limited(response: httpx.Response, limit: int | None) -> bytes:
+    """The body of a streamed ``response``, decoded, or ``AnswerTooLarge`` when it is over
+    ``limit`` bytes: refused before reading when its declared length says so, else read to
+    its end with everything past the limit dropped, so a huge answer never sits in memory.
+    (Reading on, rather than leaving the stream half-read, lets httpcore's generators finish:
+    trio warns about async generators collected unfinished.)"""
+    declared = response.headers.get("content-length", "")
+    if limit is not None and declared.isdigit() and int(declared) > limit:
+        raise AnswerTooLarge(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if limit is None or size <= limit:
+            chunks.append(chunk)
+        elif chunks:
+            chunks.clear()
+    if limit is not None and size > limit:
+        raise AnswerTooLarge(size, limit)
+    return b"".join(chunks)
+
+
+def buffered(
+    streamed: httpx.Response, content: bytes, request: httpx.Request | None = None
+) -> httpx.Response:
+    """A read answer holding ``content`` (already decoded: every header is kept but the
+    content encoding)."""
+    kept = [
+        (name, value)
+        for name, value in streamed.headers.multi_items()
+        if name.lower() != "content-encoding"
+    ]
+    return httpx.Response(streamed.status_code, headers=kept, content=content, request=request)
 
 
 class HttpPools:
@@ -38,10 +83,21 @@ class HttpPools:
         self._in_flight = [0] * count
 
     async def send(
-        self, url: httpx.URL, body: bytes, headers: dict[str, str], seconds: float
+        self,
+        url: httpx.URL,
+        body: bytes,
+        headers: dict[str, str],
+        seconds: float,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
-        """POST ``body`` and read the whole answer; httpx's ``TimeoutException`` past
-        ``seconds`` (for connecting, waiting for a connection, writing, reading)."""
+        """POST ``body`` and read the whole answer within ``seconds``, headers and body
+        together; httpx's ``TimeoutException`` past them; ``AnswerTooLarge`` past
+        ``max_bytes`` of body.
+
+        httpx's own timeout bounds each socket operation only (a server that sends a byte now
+        and then never trips it), so the whole exchange also runs in a trio cancel scope.
+        Cancelled mid-answer, httpcore closes the connection rather than pooling it half read.
+        """
         request = httpx.Request(
             "POST",
             url,
@@ -52,16 +108,19 @@ class HttpPools:
         in_flight = self._in_flight
         index = in_flight.index(min(in_flight))
         in_flight[index] += 1
+        response: httpx.Response | None = None
         try:
-            response = await self._transports[index].handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            with trio.move_on_after(seconds) as bound:
+                response = await self._transports[index].handle_async_request(request)
+                try:
+                    content = await read_limited(response, max_bytes)
+                finally:
+                    await response.aclose()
         finally:
             in_flight[index] -= 1
-        response.request = request
-        return response
+        if bound.cancelled_caught or response is None:
+            raise httpx.ReadTimeout(f"no whole answer within {seconds:.3f}s", request=request)
+        return buffered(response, content, request)
 
     async def aclose(self) -> None:
         for transport in self._transports:

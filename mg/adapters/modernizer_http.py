@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import httpx
+import trio
 
 from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
+from mg.adapters.http_pools import AnswerTooLarge, buffered, read_limited
 from mg.core.deadline import Deadline
 from mg.core.model import Content, Event
 from mg.core.modernize import parse_answer, request_value
@@ -58,10 +60,26 @@ class HttpModernizer:
             request_value(namespace.name, machine_id, event), namespace.processor_encoding
         )
         headers = call_headers(media, deadline, namespace.name, machine_id, trace)
+        limit = namespace.processor_max_reply_bytes
         try:
-            response = await client.post(
-                namespace.modernizer.url, content=body, headers=headers, timeout=remaining
-            )
+            # httpx's timeout bounds each read only: the scope bounds the whole answer.
+            with trio.move_on_after(remaining) as bound:
+                async with client.stream(
+                    "POST",
+                    namespace.modernizer.url,
+                    content=body,
+                    headers=headers,
+                    timeout=remaining,
+                ) as streamed:
+                    content = await read_limited(streamed, limit)
+                response = buffered(streamed, content)
+            if bound.cancelled_caught:
+                raise DeadlineExceeded("the modernizer did not answer whole before the deadline")
+        except AnswerTooLarge as error:
+            raise ModernizerFailed(
+                f"the modernizer's answer for event {event.id} is over "
+                f"processor.max_reply_bytes ({error.limit} bytes)"
+            ) from error
         except httpx.TimeoutException as error:
             raise DeadlineExceeded(
                 f"the modernizer did not answer before the deadline ({type(error).__name__})"

@@ -3,7 +3,8 @@
 
 Classification is the contract's: connection refused or reset, no answer before the deadline,
 or ``503`` are transient; any other non-2xx status or a body that breaks the schema is
-permanent. ``422 {"error": "repair_failed"}`` to a repair is the processor's refusal.
+permanent. ``422 {"error": "repair_failed"}`` to a repair is the processor's refusal, and
+``422 {"error": "invalid_args"}`` to an init its refusal of the start's arguments.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from typing import Any
 import httpx
 
 from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
-from mg.adapters.http_pools import HttpPools
+from mg.adapters.http_pools import AnswerTooLarge, HttpPools
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
 from mg.core.processor_wire import Kind, Reply, parse_refusal, parse_reply, request_value
 from mg.core.shapes import ShapeError
-from mg.errors import ProcessorPermanentFailure, ProcessorTransientFailure, RepairFailed
+from mg.errors import (
+    InvalidArgs,
+    ProcessorPermanentFailure,
+    ProcessorTransientFailure,
+    RepairFailed,
+)
 from mg.settings import Namespace
 
 
@@ -59,7 +65,13 @@ class HttpProcessor:
         headers = call_headers(media, deadline, namespace.name, machine_id, trace)
         name = namespace.name
         try:
-            response = await self._pools[name].send(self._urls[name], body, headers, remaining)
+            response = await self._pools[name].send(
+                self._urls[name], body, headers, remaining, namespace.processor_max_reply_bytes
+            )
+        except AnswerTooLarge as error:
+            raise ProcessorPermanentFailure(
+                f"the processor's answer is over processor.max_reply_bytes ({error.limit} bytes)"
+            ) from error
         except httpx.TimeoutException as error:
             raise ProcessorTransientFailure(
                 f"the processor did not answer before the deadline ({type(error).__name__})",
@@ -70,27 +82,45 @@ class HttpProcessor:
                 f"the processor is unreachable: {type(error).__name__}: {error}"
             ) from error
         last = machine.record.last_event_id if machine is not None else 0
-        return self._classify(kind, response, namespace.processor_encoding, last)
+        return self._classify(kind, response, namespace, last)
 
     def _classify(
-        self, kind: Kind, response: httpx.Response, encoding: str, last_event_id: int
+        self, kind: Kind, response: httpx.Response, namespace: Namespace, last_event_id: int
     ) -> Reply:
+        encoding = namespace.processor_encoding
         status = response.status_code
         if status == 503:
             raise ProcessorTransientFailure(f"the processor answered 503: {excerpt(response)}")
-        if kind is Kind.REPAIR and status == 422:
+        if kind in (Kind.REPAIR, Kind.INIT) and status == 422:
             try:
                 refusal = decode(response, encoding)
             except (ShapeError, ValueError):
                 refusal = None
-            if isinstance(refusal, dict) and refusal.get("error") == "repair_failed":
-                raise RepairFailed(
-                    "the processor refused the repair", reason=parse_refusal(refusal)
-                )
+            code = refusal.get("error") if isinstance(refusal, dict) else None
+            try:
+                if kind is Kind.REPAIR and code == "repair_failed":
+                    raise RepairFailed(
+                        "the processor refused the repair", reason=parse_refusal(refusal)
+                    )
+                if kind is Kind.INIT and code == "invalid_args":
+                    reason = parse_refusal(refusal, "invalid_args")
+                    shown = reason if isinstance(reason, str) else repr(reason)
+                    raise InvalidArgs(
+                        f"the processor refused the arguments, nothing was stored: {shown}",
+                        reason=reason,
+                    )
+            except ShapeError as error:
+                raise ProcessorPermanentFailure(
+                    f"the processor's refusal breaks the protocol: {error}"
+                ) from error
         if not 200 <= status < 300:
             raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")
         try:
-            return parse_reply(decode(response, encoding), last_event_id)
+            return parse_reply(
+                decode(response, encoding),
+                max_events=namespace.processor_max_events,
+                last_event_id=last_event_id,
+            )
         except (ShapeError, ValueError) as error:
             raise ProcessorPermanentFailure(
                 f"the processor's answer breaks the protocol: {error}"

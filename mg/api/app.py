@@ -12,7 +12,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mg.api import bodies, errors, requests, routes
-from mg.api.admission import Admission
+from mg.api.admission import Admission, is_long_poll
 from mg.api.auth import Authenticator
 from mg.api.instrument import HttpMetrics
 from mg.api.operator import ALL_METHODS, ROUTE_KEY, Operator, add_operator_routes, mark_route
@@ -92,6 +92,7 @@ def create_app(
     operator: Operator | None = None,
     auth: Auth | None = None,
     max_requests_in_flight: int = 1024,
+    max_long_polls: int = 256,
     ready: trio.Event | None = None,
 ) -> QuartTrio:
     """A fresh app per node (one app object reused across test sessions breaks)."""
@@ -100,6 +101,7 @@ def create_app(
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     authenticator = Authenticator(auth or Auth())
     admission = Admission(max_requests_in_flight)
+    long_polls = Admission(max_long_polls, "sink long-polls")
 
     async def dispatch(path: str = "") -> Response:
         request_id = requests.request_id(request.headers.get("x-request-id"))
@@ -130,7 +132,8 @@ def create_app(
                     "the node is starting: Postgres does not answer yet or the schema is "
                     "being migrated"
                 )
-            with admission.enter():
+            wait = request.args.get("wait")
+            with (long_polls if is_long_poll(route.name, wait) else admission).enter():
                 answer = await _answer(service, sinks, max_body_bytes, route, params, trace)
             return _respond(answer.status, answer.body, media, request_id, {})
         except MgError as error:

@@ -22,6 +22,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "repair_failed": 422,
+    "invalid_args": 422,
     "overloaded": 429,
     "internal_error": 500,
     "modernizer_failed": 502,

@@ -96,6 +96,7 @@ def _schemas() -> dict[str, Schema]:
                 "aux_state": _nullable(ref("Content")),
                 "timer": _nullable(time),
                 "tags": {"type": "array", "items": {"type": "string"}},
+                "retry": _nullable(ref("Retry")),
             },
             (
                 "ns",
@@ -108,8 +109,22 @@ def _schemas() -> dict[str, Schema]:
                 "aux_state",
                 "timer",
                 "tags",
+                "retry",
             ),
         ),
+        "Retry": {
+            **_object(
+                {
+                    "subject": {"enum": ["timer", "notification"]},
+                    "attempt": {"type": "integer", "minimum": 1},
+                    "next_at": time,
+                    "last_error": {"type": "string"},
+                },
+                ("subject", "attempt", "next_at", "last_error"),
+            ),
+            "description": "Set while the status is retrying (v1.1): what is retried, the "
+            "attempts failed so far, when the next one is due and why the last one failed.",
+        },
         "SearchPage": _object(
             {
                 "machines": {
@@ -148,8 +163,8 @@ def _schemas() -> dict[str, Schema]:
             "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
             "required": ["error", "message"],
             "additionalProperties": True,
-            "description": "Every error. Some carry more members: machine_failed has reason, "
-            "sink_events_pruned has first.",
+            "description": "Every error. Some carry more members: machine_failed, "
+            "repair_failed and invalid_args have reason; sink_events_pruned has first.",
         },
     }
 
@@ -288,7 +303,7 @@ def _error_response(status: int, codes: tuple[str, ...]) -> Schema:
     schema: Schema = {
         "allOf": [ref("Error"), {"properties": {"error": {"enum": list(codes)}}}],
     }
-    if "repair_failed" in codes:
+    if "repair_failed" in codes or "invalid_args" in codes:
         schema["allOf"].append({"required": ["reason"]})
     if "sink_events_pruned" in codes:
         schema["allOf"].append(
@@ -461,7 +476,7 @@ def _machine_paths() -> dict[str, Schema]:
                     "Created",
                     _object({"ns": {"type": "string"}, "id": {"type": "string"}}, ("ns", "id")),
                 ),
-                **_errors(*_COMMON, "machine_already_exists", "machine_failed"),
+                **_errors(*_COMMON, "machine_already_exists", "machine_failed", "invalid_args"),
             },
             _body({"args": args}),
         )

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from mg.api import requests
 from mg.core.clock import format_time
 from mg.core.deadline import Deadline
-from mg.core.model import Machine
+from mg.core.model import Machine, Retry, Status
 from mg.core.shapes import bounds_value, content_value, event_value, range_value
 from mg.core.sink import sink_event_value
 from mg.core.trace import TraceContext
@@ -71,6 +71,19 @@ def machine_value(machine: Machine) -> dict[str, Any]:
         "aux_state": content_value(record.aux_state),
         "timer": format_time(record.timer.fire_at) if record.timer is not None else None,
         "tags": list(machine.tags),
+        "retry": retry_value(record.retry) if record.status is Status.RETRYING else None,
+    }
+
+
+def retry_value(retry: Retry | None) -> dict[str, Any] | None:
+    """The contract's ``retry`` member (v1.1): what is retried and why its last attempt failed."""
+    if retry is None:
+        return None
+    return {
+        "subject": retry.subject,
+        "attempt": retry.attempt,
+        "next_at": format_time(retry.next_at),
+        "last_error": retry.reason,
     }
 
 

@@ -1,12 +1,17 @@
 """mg's Python client: every operation of the client API, async (``AsyncClient``, on trio or
 asyncio) and blocking (``Client``), with typed results and one exception class per error code.
 
-    from mg.client import AsyncClient, Tag
+    from mg.client import AsyncClient, Range
 
     async with AsyncClient("http://127.0.0.1:8022") as mg:
-        await mg.start("orders", "order-1", {"amount": 100})
-        await mg.call("orders", Tag("invoice-7"), "pay", timeout=5)
-        machine = await mg.get("orders", "order-1")
+        await mg.start("orders", "order-1", {"item": "book", "cents": 1200})
+        await mg.call("orders", "order-1", "pay", timeout=5)
+        machine = await mg.get("orders", "order-1", range=Range(limit=3, direction="backward"))
+
+``Range.direction`` is a ``Direction`` (``Direction.FORWARD``, the default, or
+``Direction.BACKWARD``) or its string, ``"forward"`` or ``"backward"``. While a machine is
+``retrying``, ``Machine.retry`` (a ``Retry``) says what is retried, which attempt is next and why
+the last one failed.
 """
 
 from mg.client.asynchronous import AsyncClient
@@ -15,6 +20,7 @@ from mg.client.errors import (
     DeadlineExceeded,
     Forbidden,
     InternalError,
+    InvalidArgs,
     InvalidRequest,
     LogicError,
     MachineAlreadyExists,
@@ -47,6 +53,7 @@ from mg.client.results import (
     Machine,
     MachineSummary,
     Range,
+    Retry,
     SearchPage,
     SinkBounds,
     SinkEvent,
@@ -70,6 +77,7 @@ __all__ = [
     "Forbidden",
     "HistoryBounds",
     "InternalError",
+    "InvalidArgs",
     "InvalidRequest",
     "LogicError",
     "Machine",
@@ -87,6 +95,7 @@ __all__ = [
     "PayloadTooLarge",
     "Range",
     "RepairFailed",
+    "Retry",
     "RouteNotFound",
     "SearchPage",
     "SinkBounds",

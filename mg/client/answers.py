@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mg.client.results import Machine, MachineSummary, SearchPage, SinkBounds, SinkEvent
+from mg.client.results import Machine, MachineSummary, Retry, SearchPage, SinkBounds, SinkEvent
 from mg.core import values
 from mg.core.clock import parse_time
 from mg.core.model import Status
@@ -75,6 +75,26 @@ def machine_from(body: Any) -> Machine:
         timer=_time(body.get("timer"), "timer"),
         tags=tuple(string(tag, "tags[]") for tag in body.get("tags") or ()),
         history_bounds=parse_bounds(body.get("history_bounds")),
+        retry=_retry(body.get("retry")),
+    )
+
+
+def _retry(value: Any) -> Retry | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ShapeError("retry must be an object or null")
+    attempt = value.get("attempt")
+    if not isinstance(attempt, int) or isinstance(attempt, bool):
+        raise ShapeError("retry.attempt must be an integer")
+    next_at = _time(value.get("next_at"), "retry.next_at")
+    if next_at is None:
+        raise ShapeError("retry.next_at is missing")
+    return Retry(
+        subject=string(value.get("subject"), "retry.subject"),
+        attempt=attempt,
+        next_at=next_at,
+        last_error=string(value.get("last_error"), "retry.last_error"),
     )
 
 

@@ -4,8 +4,8 @@ The classes are ``mg.errors``' own, so one ``except MachineNotFound`` serves cod
 inside mg and code that calls it. They keep the three families: ``LogicError`` (the request's
 answer), ``TransientError`` (nothing applied; retry), ``DeadlineExceeded`` (outcome unknown).
 Members of an error body other than ``error`` and ``message`` are in ``details``;
-``MachineFailed.reason``, ``RepairFailed.reason`` and ``Overloaded.retry_after`` name the ones
-the contract defines.
+``MachineFailed.reason``, ``RepairFailed.reason``, ``InvalidArgs.reason`` and
+``Overloaded.retry_after`` name the ones the contract defines.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import httpx
 from mg.errors import (
     DeadlineExceeded,
     Forbidden,
+    InvalidArgs,
     InvalidRequest,
     LogicError,
     MachineAlreadyExists,
@@ -78,6 +79,7 @@ ERROR_CLASSES: Mapping[str, type[MgError]] = {
         PayloadTooLarge,
         UnsupportedMediaType,
         RepairFailed,
+        InvalidArgs,
         Overloaded,
         InternalError,
         ModernizerFailed,
@@ -126,6 +128,15 @@ def error_from_answer(status: int, headers: Mapping[str, str], body: Any) -> MgE
     return cls(message, **details)
 
 
+def _origin(error: httpx.TransportError) -> str:
+    """The scheme, host and port the failed request went to, as a URL."""
+    try:
+        url = error.request.url
+    except RuntimeError:  # an error raised without its request
+        return "an unknown address"
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
 def error_from_transport(error: httpx.TransportError) -> MgError:
     """The exception for a request that got no answer.
 
@@ -134,7 +145,9 @@ def error_from_transport(error: httpx.TransportError) -> MgError:
     ``ConnectionLost``.
     """
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return Unavailable(f"mg is unreachable: {type(error).__name__}: {error}")
+        return Unavailable(
+            f"mg is unreachable at {_origin(error)}: {type(error).__name__}: {error}"
+        )
     if isinstance(error, httpx.TimeoutException):
         return DeadlineExceeded(
             f"no answer from mg in time ({type(error).__name__}); the outcome is unknown"
@@ -150,6 +163,7 @@ __all__ = [
     "DeadlineExceeded",
     "Forbidden",
     "InternalError",
+    "InvalidArgs",
     "InvalidRequest",
     "LogicError",
     "MachineAlreadyExists",

@@ -25,8 +25,21 @@ Address = str | Tag
 
 
 @dataclass(frozen=True, slots=True)
+class Retry:
+    """Why a ``retrying`` machine is retrying: its timer or notification step failed
+    transiently ``attempt`` times, the last time because of ``last_error``; the next attempt is
+    due at ``next_at``."""
+
+    subject: str  # "timer" or "notification"
+    attempt: int
+    next_at: datetime
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Machine:
-    """A machine as ``get`` reads it: a consistent snapshot between steps."""
+    """A machine as ``get`` reads it: a consistent snapshot between steps. ``retry`` is set
+    while the status is ``retrying`` (``None`` from a node older than contract v1.1)."""
 
     ns: str
     id: str
@@ -37,6 +50,7 @@ class Machine:
     aux_state: Content | None
     timer: datetime | None
     tags: tuple[str, ...]
+    retry: Retry | None = None
     # The events held, first..last (None from an mg older than contract v1.1).
     history_bounds: HistoryBounds | None = None
 
@@ -92,6 +106,7 @@ __all__ = [
     "Machine",
     "MachineSummary",
     "Range",
+    "Retry",
     "SearchPage",
     "SinkBounds",
     "SinkEvent",

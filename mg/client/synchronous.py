@@ -96,7 +96,8 @@ class Client:
     ) -> None:
         """Start a machine: the processor's ``init`` runs with ``args``. A machine that exists
         already, even failed, gives ``MachineAlreadyExists``; a failing ``init`` gives
-        ``MachineFailed`` and stores nothing."""
+        ``MachineFailed`` and stores nothing, and so does an ``init`` that refuses the
+        arguments, which gives ``InvalidArgs`` with the processor's ``reason``."""
         options = Options(deadline, timeout, traceparent)
         return self.send(self.exchanges.start(ns, machine_id, args, options))
 

@@ -73,7 +73,7 @@ def _list(client: Client, found: Target, args: argparse.Namespace) -> int:
         out.write(f'], "next_cursor": {document(cursor)}}}\n')
         return OK
     if not printed:
-        print(f"no machines in {ns}")
+        print(f"no {args.status} machines in {ns}" if args.status else f"no machines in {ns}")
     if cursor is not None:
         # On stderr, so that the table on stdout stays only rows.
         print(f"more machines: add --cursor {cursor} (or --all)", file=sys.stderr)

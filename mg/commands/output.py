@@ -20,8 +20,38 @@ NOTHING = "-"
 
 
 def document(value: Any) -> str:
-    """A JSON document for scripts: binary as ``{"$base64": ...}``, non-ASCII kept."""
-    return json.dumps(values.to_json(value), ensure_ascii=False)
+    """A JSON document for scripts: binary as ``{"$base64": ...}``, non-ASCII kept. A value
+    JSON cannot carry (stored before mg checked every value: NaN, nesting deeper than the
+    encoder goes) is written as ``{"$unprintable": reason}`` in place of the values that hold
+    it, so one odd event never ends a command with a traceback."""
+    try:
+        return json.dumps(values.to_json(value), ensure_ascii=False)
+    except (values.ValueRejected, RecursionError) as error:
+        return json.dumps(_printable(value, _reason(error)), ensure_ascii=False)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deep to print"
+    return str(error)
+
+
+def _printable(value: Any, reason: str) -> Any:
+    """``value`` with each member that cannot be written as JSON replaced by a marker; a
+    document's top level (a dict of the contract's shapes) is kept."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            try:
+                out[str(key)] = json.loads(json.dumps(values.to_json(item)))
+            except (values.ValueRejected, RecursionError) as error:
+                out[str(key)] = (
+                    _printable(item, _reason(error))
+                    if isinstance(item, dict)
+                    else {"$unprintable": _reason(error)}
+                )
+        return out
+    return {"$unprintable": reason}
 
 
 def inline(value: Any) -> str:
@@ -32,6 +62,8 @@ def inline(value: Any) -> str:
         return json.dumps(values.to_json(value), ensure_ascii=False)
     except values.ValueRejected:
         return repr(value)  # NaN and friends: JSON cannot spell them, people can read them
+    except RecursionError:
+        return "<nested too deep to print>"
 
 
 def when(moment: datetime | None) -> str:
@@ -104,19 +136,31 @@ def machine_text(machine: Machine) -> str:
         history = f"{len(shown)} shown, {span}, {machine.history_range.direction.value}"
     else:
         history = "no events in range"
-    head = fields(
-        [
-            ("machine", f"{machine.ns}/{machine.id}"),
-            ("status", machine.status.value),
-            ("failure", machine.failure_reason or NOTHING),
-            ("timer", when(machine.timer)),
-            ("tags", ", ".join(machine.tags) or NOTHING),
-            ("aux state", aux_text),
-            ("history", history),
-            ("held", held_text(machine)),
-        ]
-    )
+    pairs = [
+        ("machine", f"{machine.ns}/{machine.id}"),
+        ("status", machine.status.value),
+        ("failure", machine.failure_reason or NOTHING),
+        ("timer", when(machine.timer)),
+        ("tags", ", ".join(machine.tags) or NOTHING),
+        ("aux state", aux_text),
+        ("history", history),
+        ("held", held_text(machine)),
+    ]
+    if machine.retry is not None:
+        pairs.insert(3, ("retry", retry_text(machine)))
+    head = fields(pairs)
     return head + ("\n\n" + history_table(machine) if shown else "")
+
+
+def retry_text(machine: Machine) -> str:
+    """Why a ``retrying`` machine retries, on one line."""
+    retry = machine.retry
+    if retry is None:
+        return NOTHING
+    return (
+        f"{retry.subject}, {retry.attempt} failed attempt{'s' if retry.attempt != 1 else ''}, "
+        f"next at {when(retry.next_at)}: {retry.last_error}"
+    )
 
 
 def held_text(machine: Machine) -> str:
@@ -143,10 +187,23 @@ def machine_document(machine: Machine) -> dict[str, Any]:
         "aux_state": content_value(machine.aux_state),
         "timer": format_time(machine.timer) if machine.timer else None,
         "tags": list(machine.tags),
+        "retry": retry_document(machine),
     }
     if machine.history_bounds is not None:
         shape["history_bounds"] = bounds_value(machine.history_bounds)
     return shape
+
+
+def retry_document(machine: Machine) -> dict[str, Any] | None:
+    retry = machine.retry
+    if retry is None:
+        return None
+    return {
+        "subject": retry.subject,
+        "attempt": retry.attempt,
+        "next_at": format_time(retry.next_at),
+        "last_error": retry.last_error,
+    }
 
 
 def summary_document(summary: MachineSummary) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from mg.client import Client, MgError, Range
+from mg.client import Client, MachineFailed, MgError, Range
 from mg.client.results import Address, Direction, Tag
 from mg.commands.output import document, inline
 from mg.core import values
@@ -126,7 +126,21 @@ def namespace(found: Target) -> str:
     return found.ns
 
 
-def _report(error: MgError, as_json: bool) -> None:
+def _repair_hint(error: MgError, args: argparse.Namespace) -> str | None:
+    """How to repair a machine that a command found failed (not one this command failed)."""
+    if not isinstance(error, MachineFailed) or " is failed: " not in error.message:
+        return None
+    tag = getattr(args, "tag", None)
+    which = f"--tag {tag}" if tag is not None else getattr(args, "id", None)
+    if which is None:
+        return None
+    return (
+        f"  repair it: mg machines repair {which} --args JSON (your processor's repair), "
+        f"or mg machines simple-repair {which}"
+    )
+
+
+def _report(error: MgError, as_json: bool, args: argparse.Namespace | None = None) -> None:
     if as_json:
         body = {"error": error.code, "message": error.message, **error.details}
         print(document(body), file=sys.stderr)
@@ -136,6 +150,9 @@ def _report(error: MgError, as_json: bool) -> None:
         text = inline(value)
         if text not in error.message:  # mg's messages often quote the reason already
             print(f"  {name}: {text}", file=sys.stderr)
+    hint = _repair_hint(error, args) if args is not None else None
+    if hint is not None:
+        print(hint, file=sys.stderr)
 
 
 def run_remote(command: Command, args: argparse.Namespace) -> int:
@@ -149,7 +166,7 @@ def run_remote(command: Command, args: argparse.Namespace) -> int:
         print(f"mg: {error}", file=sys.stderr)
         return USAGE
     except MgError as error:
-        _report(error, args.json)
+        _report(error, args.json, args)
         # The client raises with the transport's error as the cause when nothing answered.
         return NO_ANSWER if isinstance(error.__cause__, httpx.TransportError) else ERROR_ANSWER
     except KeyboardInterrupt:

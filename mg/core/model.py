@@ -22,11 +22,25 @@ class Status(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Range:
-    """A cut of a machine's history (PROTOCOL section 2)."""
+    """A cut of a machine's history (PROTOCOL section 2): the events after id ``after`` (from
+    the start, or from the newest walking backward, when ``None``), at most ``limit`` of them,
+    walking ``direction``: ``Direction.FORWARD`` (the default) or ``Direction.BACKWARD``, or
+    their strings ``"forward"`` and ``"backward"``."""
 
     after: int | None = None
     limit: int | None = None
     direction: Direction = Direction.FORWARD
+
+    def __post_init__(self) -> None:
+        given: object = self.direction  # a str from callers that skip the enum
+        if not isinstance(given, Direction):
+            try:
+                direction = Direction(given if isinstance(given, str) else "")
+            except ValueError:
+                raise ValueError(
+                    f'Range.direction must be "forward" or "backward", not {given!r}'
+                ) from None
+            object.__setattr__(self, "direction", direction)
 
 
 WHOLE_HISTORY = Range()

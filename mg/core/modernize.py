@@ -35,7 +35,12 @@ def parse_answer(value: Any) -> Content:
         raise ShapeError("the modernizer's answer must be an object")
     if "event" not in value:
         raise ShapeError("the modernizer's answer has no event")
-    return parse_content(value["event"], "event")
+    content = parse_content(value["event"], "event")
+    try:
+        values.check(content.data, "event.data")
+    except values.ValueRejected as error:
+        raise ShapeError(str(error)) from error
+    return content
 
 
 def modernized(event: Event, content: Content) -> Event | None:

@@ -4,11 +4,19 @@ reply it accepts. Anything in a reply that breaks the schema is a permanent fail
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mg.core.clock import format_time, parse_time
+from mg.core import values
+from mg.core.clock import (
+    EARLIEST,
+    MAX_HANDLING_TIMEOUT,
+    MAX_TIMER_TIMEOUT,
+    format_time,
+    parse_time,
+)
 from mg.core.model import Content, HistoryBounds, Machine, Range
 from mg.core.shapes import (
     ShapeError,
@@ -98,10 +106,13 @@ def request_value(
     return body
 
 
-def parse_reply(value: Any, last_event_id: int = 0) -> Reply:
-    """A processor's ``200`` body, or ``ShapeError`` saying what is wrong with it.
-    ``last_event_id`` is the machine's before the step: a trim may reach up to the new
-    ``last + 1`` (events appended by this step count), no further."""
+def parse_reply(value: Any, *, max_events: int | None = None, last_event_id: int = 0) -> Reply:
+    """A processor's ``200`` body, or ``ShapeError`` saying what is wrong with it. Every value
+    in it (response, event data, aux_state) must pass the one value rule (``values.check``),
+    so nothing is committed that a reader, a sink or a processor request could not carry, and
+    no step commits an answer that cannot be encoded for its client. ``last_event_id`` is the
+    machine's before the step: a trim may reach up to the new ``last + 1`` (events appended by
+    this step count), no further."""
     if not isinstance(value, dict):
         raise ShapeError("the reply must be an object")
     events_value = value.get("events")
@@ -109,11 +120,22 @@ def parse_reply(value: Any, last_event_id: int = 0) -> Reply:
     if events_value is not None:
         if not isinstance(events_value, list):
             raise ShapeError("events must be a list")
+        if max_events is not None and len(events_value) > max_events:
+            raise ShapeError(
+                f"the reply holds {len(events_value)} events; the limit is {max_events} "
+                "(processor.max_events)"
+            )
         events = tuple(
-            parse_content(item, f"events[{index}]") for index, item in enumerate(events_value)
+            _checked(parse_content(item, f"events[{index}]"), f"events[{index}].data")
+            for index, item in enumerate(events_value)
         )
     aux_value = value.get("aux_state")
-    aux_state = parse_content(aux_value, "aux_state") if aux_value is not None else None
+    aux_state = (
+        _checked(parse_content(aux_value, "aux_state"), "aux_state.data")
+        if aux_value is not None
+        else None
+    )
+    _check_value(value.get("response"), "response")
     action = value.get("action")
     timer: TimerSpec | Unset | None = None
     tag: str | None = None
@@ -158,6 +180,28 @@ def _parse_trim(value: Any, limit: int) -> int:
     return int(before)
 
 
+def _check_value(value: Any, where: str) -> None:
+    try:
+        values.check(value, where)
+    except values.ValueRejected as error:
+        raise ShapeError(str(error)) from error
+
+
+def _checked(content: Content, where: str) -> Content:
+    _check_value(content.data, where)
+    return content
+
+
+def _seconds(value: Any) -> bool:
+    """A finite, non-negative number of seconds (NaN compares false with everything)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 def _parse_timer(value: Any) -> TimerSpec | Unset:
     if not isinstance(value, dict):
         raise ShapeError("action.timer must be an object")
@@ -176,9 +220,11 @@ def _parse_timer(value: Any) -> TimerSpec | Unset:
     deadline: datetime | None = None
     if has_timeout:
         raw = spec["timeout"]
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-            raise ShapeError("action.timer.set.timeout must be a non-negative number of seconds")
-        if raw > 10 * 365 * 86_400:
+        if not _seconds(raw):
+            raise ShapeError(
+                "action.timer.set.timeout must be a finite, non-negative number of seconds"
+            )
+        if raw > MAX_TIMER_TIMEOUT:
             raise ShapeError("action.timer.set.timeout is more than ten years")
         timeout = float(raw)
     else:
@@ -186,11 +232,17 @@ def _parse_timer(value: Any) -> TimerSpec | Unset:
             deadline = parse_time(spec["deadline"])
         except (ValueError, OverflowError) as error:
             raise ShapeError(f"action.timer.set.deadline: {error}") from error
+        # A deadline before the window is simply past: the timer fires at once.
+        deadline = max(deadline, EARLIEST)
     handling = spec.get("handling_timeout")
-    if handling is not None and (
-        isinstance(handling, bool) or not isinstance(handling, int | float) or handling <= 0
-    ):
-        raise ShapeError("action.timer.set.handling_timeout must be a positive number of seconds")
+    if handling is not None and (not _seconds(handling) or handling == 0):
+        raise ShapeError(
+            "action.timer.set.handling_timeout must be a finite, positive number of seconds"
+        )
+    if handling is not None and handling > MAX_HANDLING_TIMEOUT:
+        raise ShapeError(
+            f"action.timer.set.handling_timeout is more than {MAX_HANDLING_TIMEOUT:.0f} seconds"
+        )
     return TimerSpec(
         timeout=timeout,
         deadline=deadline,
@@ -199,10 +251,14 @@ def _parse_timer(value: Any) -> TimerSpec | Unset:
     )
 
 
-def parse_refusal(value: Any) -> Any | None:
-    """The reason of a ``422 {"error": "repair_failed", "reason": ...}`` answer, else None."""
-    if isinstance(value, dict) and value.get("error") == "repair_failed":
-        return value.get("reason")
+def parse_refusal(value: Any, code: str = "repair_failed") -> Any | None:
+    """The reason of a ``422 {"error": code, "reason": ...}`` answer (``repair_failed`` to a
+    repair, ``invalid_args`` to an init), else None; ``ShapeError`` if the reason breaks the
+    value rule (it goes back to the client)."""
+    if isinstance(value, dict) and value.get("error") == code:
+        reason = value.get("reason")
+        _check_value(reason, "reason")
+        return reason
     return None
 
 

@@ -34,6 +34,10 @@ def parse_range(value: Any, where: str = "range") -> Range:
         raise ShapeError(f"{where}.after must be an integer or null")
     if limit is not None and not is_int(limit):
         raise ShapeError(f"{where}.limit must be an integer or null")
+    # Event ids are 64-bit signed, as the columns that keep a range.
+    for name, member in (("after", after), ("limit", limit)):
+        if member is not None and not -(2**63) <= member < 2**63:
+            raise ShapeError(f"{where}.{name} is out of the 64-bit integer range")
     if limit is not None and limit < 0:
         raise ShapeError(f"{where}.limit must not be negative")
     if direction is None:

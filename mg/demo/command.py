@@ -127,7 +127,8 @@ def run_demo(args: argparse.Namespace) -> int:
         began = time.monotonic()
         database_url = postgres.start()
         took = time.monotonic() - began
-        say(f"  PostgreSQL 18  {database_url}  (embedded, in {base}, started in {took:.1f} s)")
+        shown = postgres.url(masked=True)
+        say(f"  PostgreSQL 18  {shown}  (embedded, in {base}, started in {took:.1f} s)")
         run = _Run(database_url, args.keep, args.port, args.timer)
         trio.run(_demo, run)
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from typing import Any
 from mg.processor import (
     UNSET_TIMER,
     Event,
+    InvalidArgs,
     Machine,
     Processor,
     Result,
@@ -48,6 +49,24 @@ def seconds(value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ValueError(f"a duration must be a non-negative number of seconds, not {value!r}")
     return value
+
+
+def check_order(args: Any) -> None:
+    """Refuse a start whose arguments are not an order: the start stores nothing."""
+    if not isinstance(args, dict):
+        raise InvalidArgs('an order is an object: {"item": ..., "cents": ...}')
+    missing = [key for key in ("item", "cents") if key not in args]
+    if missing:
+        raise InvalidArgs(f"an order needs {' and '.join(missing)}")
+    cents = args["cents"]
+    if isinstance(cents, bool) or not isinstance(cents, int) or cents < 0:
+        raise InvalidArgs(f"cents must be a non-negative integer, not {cents!r}")
+    for key in ("pay_within", "ship_within"):
+        if key in args:
+            try:
+                seconds(args[key])
+            except ValueError as error:
+                raise InvalidArgs(f"{key}: {error}") from None
 
 
 def state_of(history: tuple[Event, ...]) -> str:
@@ -86,7 +105,9 @@ class Orders(Processor):
 
     def init(self, args: Any, machine: Machine) -> Result:
         """``{"item", "cents", "pay_within"?, "ship_within"?, "reference"?}``: a new order,
-        tagged with its reference if it has one."""
+        tagged with its reference if it has one. Bad arguments are refused (``InvalidArgs``):
+        the client gets ``422 invalid_args`` with the reason, and nothing is stored."""
+        check_order(args)
         event = {
             "kind": "created",
             "item": str(args["item"]),

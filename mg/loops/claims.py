@@ -131,7 +131,13 @@ class ClaimLoop(Generic[C]):
             )
             due = None
         if due is not None:
-            delay = min(delay, max((due - now).total_seconds(), 0.0))
+            try:
+                delay = min(delay, max((due - now).total_seconds(), 0.0))
+            except (TypeError, OverflowError, ValueError) as error:
+                # Storage gives aware, finite times; should anything else come back, the loop
+                # sleeps a little (no hot loop) rather than stop every timer of the node.
+                log.warning("%s loop: odd next due time %r (%s)", self.topic, due, error)
+                delay = min(delay, 1.0)
         self.sleeping_until = now + timedelta(seconds=delay)
         try:
             await waiter.wait(delay)

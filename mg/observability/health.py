@@ -3,14 +3,26 @@
 Live: the process answers HTTP. Ready: Postgres answers and every migration this mg knows is
 applied, so a load balancer sends traffic only to nodes that can serve it (a node started
 against a database that a newer or older mg migrated is not ready).
+
+Readiness answers within ``timeout`` (2 s) whatever Postgres does, a frozen server included:
+the check is abandoned at the bound and the answer is "not ready". The reason is in words that
+any client may read; the driver's text (which names the database's address) goes to the log,
+once per change of cause.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+import trio
 
 from mg.postgres.bridge.interface import Bridge
 from mg.postgres.migrations import is_current
+
+log = logging.getLogger("mg.health")
+NO_ANSWER = "Postgres does not answer"
+NOT_MIGRATED = "the database schema is not migrated to this mg's version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +35,23 @@ class Health:
     def __init__(self, bridge: Bridge, *, timeout: float = 2.0) -> None:
         self._bridge = bridge
         self._timeout = timeout
+        self._last_cause = ""
 
     async def readiness(self) -> Readiness:
-        try:
-            current = await is_current(self._bridge, timeout=self._timeout)
-        except Exception as error:
-            return Readiness(False, f"Postgres does not answer: {type(error).__name__}: {error}")
-        if not current:
-            return Readiness(False, "the database schema is not migrated to this mg's version")
-        return Readiness(True, "Postgres answers and the schema is current")
+        cause = ""
+        # The bridge's own timeout leaves room for the answer; the outer bound is the promise.
+        with trio.move_on_after(self._timeout * 0.9):
+            try:
+                current = await is_current(self._bridge, timeout=self._timeout * 0.75)
+            except Exception as error:
+                cause = f"{type(error).__name__}: {error}"
+            else:
+                self._last_cause = ""
+                if not current:
+                    return Readiness(False, NOT_MIGRATED)
+                return Readiness(True, "Postgres answers and the schema is current")
+        cause = cause or f"no answer within {self._timeout * 0.9:.1f} s"
+        if cause != self._last_cause:
+            self._last_cause = cause
+            log.warning("not ready: Postgres does not answer (%s)", cause)
+        return Readiness(False, NO_ANSWER)

@@ -1,7 +1,15 @@
-"""Driver errors translated at the edge, by SQLSTATE class, keeping the cause."""
+"""Driver errors translated at the edge, by SQLSTATE class, keeping the cause.
+
+The message of a translated error reaches clients (a 503's body): it says what happened in
+words, never the driver's text, which can name the database's host and port. That text goes
+to the log (at most one line every few seconds, so an outage does not flood it) and stays the
+translated error's ``__cause__``.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -11,11 +19,36 @@ from mg.errors import DeadlineExceeded, MgError, StorageUnavailable
 
 # SQLSTATE classes and codes that mean "the database is (transiently) not there for us":
 # 08 connection exception, 53 insufficient resources, 57P0x shutdown / cannot connect now,
-# 40001 serialisation failure, 40P01 deadlock (both retryable: nothing was applied).
+# 40001 serialisation failure, 40P01 deadlock (both retryable: nothing was applied);
+# 25P03 idle-in-transaction timeout and 25P04 transaction timeout: Postgres ended a step's
+# session that outlived its deadline and margin (step_session.py), rolling it back.
 _TRANSIENT_CLASSES = ("08", "53", "58")
-_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01"}
+_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01", "25P03", "25P04"}
 _LOCK_TIMEOUT = "55P03"
 _QUERY_CANCELED = "57014"
+_CONFLICT_CODES = {"40001", "40P01"}
+_LOG_EVERY = 10.0  # seconds between two log lines about unavailable storage
+
+log = logging.getLogger("mg.postgres")
+_last_logged = [-_LOG_EVERY]  # when the last line about unavailable storage was written
+
+
+def _unavailable(error: BaseException, doing: str, state: str = "") -> StorageUnavailable:
+    now = time.monotonic()
+    if now - _last_logged[0] >= _LOG_EVERY:
+        _last_logged[0] = now
+        log.warning("storage unavailable while %s: %s: %s", doing, type(error).__name__, error)
+    if state in _CONFLICT_CODES:
+        words = "a conflict with a concurrent transaction"
+    elif state[:4] == "25P0":
+        words = "Postgres ended a transaction left idle too long"
+    elif state[:2] == "53":
+        words = "Postgres is short of resources"
+    elif state[:2] == "58":
+        words = "Postgres reports a system error"
+    else:
+        words = "Postgres does not answer"
+    return StorageUnavailable(f"storage unavailable while {doing}: {words}")
 
 
 def translate(error: BaseException, *, doing: str) -> MgError | None:
@@ -31,7 +64,7 @@ def translate(error: BaseException, *, doing: str) -> MgError | None:
         if state == _QUERY_CANCELED:
             return DeadlineExceeded(f"the deadline passed while {doing} (query cancelled)")
         if state in _TRANSIENT_CODES or state[:2] in _TRANSIENT_CLASSES:
-            return StorageUnavailable(f"storage unavailable while {doing}: {error}")
+            return _unavailable(error, doing, state)
         return None
     if isinstance(
         error,
@@ -41,7 +74,7 @@ def translate(error: BaseException, *, doing: str) -> MgError | None:
         | ConnectionError
         | EOFError,
     ):
-        return StorageUnavailable(f"storage unavailable while {doing}: {error}")
+        return _unavailable(error, doing)
     return None
 
 

@@ -5,14 +5,25 @@ defined here once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from mg.core import values
+from mg.core.clock import stored_duration, stored_time
 from mg.core.model import Content, Direction, Event, MachineRecord, Range, Retry, Status, Timer
 from mg.postgres.state_cache import CachedMachine, StoredEvent
 from mg.service.ports import NotificationClaim
+
+
+def moment(value: datetime) -> datetime:
+    """A timestamp column as read: aware, finite (``-infinity`` is the window's start)."""
+    return stored_time(value)
+
+
+def maybe_moment(value: datetime | None) -> datetime | None:
+    return stored_time(value) if value is not None else None
 
 
 def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRecord:
@@ -22,13 +33,13 @@ def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRec
     timer: Timer | None = None
     if row["timer_fire_at"] is not None:
         timer = Timer(
-            fire_at=row["timer_fire_at"],
+            fire_at=moment(row["timer_fire_at"]),
             range=Range(
                 after=row["timer_range_after"],
                 limit=row["timer_range_limit"],
                 direction=Direction(row["timer_range_direction"] or "forward"),
             ),
-            handling_timeout=row["timer_handling_timeout"],
+            handling_timeout=stored_duration(row["timer_handling_timeout"]),
             trace=row["timer_trace"],
             set_by_version=row["timer_set_by_version"] or 0,
         )
@@ -37,8 +48,8 @@ def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRec
         retry = Retry(
             subject=row["retry_subject"],
             attempt=row["retry_attempt"],
-            next_at=row["retry_next_at"],
-            first_failed_at=row["retry_first_failed_at"],
+            next_at=moment(row["retry_next_at"]),
+            first_failed_at=moment(row["retry_first_failed_at"]),
             reason=row["retry_reason"] or "",
         )
     before = row["status_before_failure"]
@@ -52,8 +63,8 @@ def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRec
             Content(values.unpack(aux), row["aux_format_version"]) if aux is not None else None
         ),
         timer=timer,
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=moment(row["created_at"]),
+        updated_at=moment(row["updated_at"]),
         failure_reason=row["failure_reason"],
         status_before_failure=Status(before) if before is not None else None,
         retry=retry,
@@ -109,8 +120,8 @@ def notification_claim(row: asyncpg.Record) -> NotificationClaim:
         ),
         trace=row["trace"],
         attempt=row["attempt"],
-        created_at=row["created_at"],
-        due_at=row["due_at"],
+        created_at=moment(row["created_at"]),
+        due_at=moment(row["due_at"]),
     )
 
 
@@ -127,18 +138,18 @@ def cached_from_row(row: asyncpg.Record, tags: Sequence[str]) -> CachedMachine:
 
 
 def stored_event(row: asyncpg.Record) -> StoredEvent:
-    return (row["event_id"], row["created_at"], row["format_version"], row["data"])
+    return (row["event_id"], moment(row["created_at"]), row["format_version"], row["data"])
 
 
 def newest_event(row: asyncpg.Record) -> StoredEvent:
     """An event of ``load_machine_newest`` (whose ``created_at`` is the machine's)."""
-    return (row["event_id"], row["event_created_at"], row["format_version"], row["data"])
+    return (row["event_id"], moment(row["event_created_at"]), row["format_version"], row["data"])
 
 
 def event_from_row(row: asyncpg.Record) -> Event:
     return Event(
         id=row["event_id"],
-        created_at=row["created_at"],
+        created_at=moment(row["created_at"]),
         format_version=row["format_version"],
         data=values.unpack(row["data"]),
     )

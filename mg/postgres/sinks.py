@@ -15,6 +15,7 @@ from typing import TypeVar
 import asyncpg
 
 from mg.core import values
+from mg.core.clock import stored_time
 from mg.core.model import Direction, Event
 from mg.core.sink import GENESIS, SinkBounds, SinkEvent, StoredLink, reads_pruned
 from mg.errors import SinkEventsPruned
@@ -48,7 +49,7 @@ def _sink_event(row: asyncpg.Record) -> SinkEvent:
         incarnation=row["incarnation"],
         event=Event(
             id=row["event_id"],
-            created_at=row["created_at"],
+            created_at=stored_time(row["created_at"]),
             format_version=row["format_version"],
             data=values.unpack(row["data"]),
         ),

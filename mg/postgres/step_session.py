@@ -9,7 +9,11 @@ Two crossings of the bridge per step, whatever the step does in between:
 2. ``commit`` (and every other way to end a step): one statement writes the row, the events
    and the outbox rows; ``COMMIT``; the connection goes back to the pool.
 
-Any way out other than a commit rolls back, which also frees the lock. A connection lost
+Any way out other than a commit rolls back, which also frees the lock. Should this node stall
+between the two crossings, Postgres itself rolls back: ``load`` bounds how long the transaction
+may sit idle (``idle_in_transaction_session_timeout``, for this transaction only) by the time
+left before the deadline plus ``idle_margin``, and past it ends the session, which frees the
+lock; the next crossing then fails as storage unavailable (nothing was applied). A connection lost
 during ``COMMIT`` leaves the outcome unknown: ``DeadlineExceeded``. The cache is touched on the
 trio side only; the work functions below run on the bridge's loop and merely return values.
 """
@@ -94,8 +98,10 @@ class PostgresStep:
         deadline: Deadline,
         commit_timeout: float,
         cache: StateCache,
+        idle_margin: float = 5.0,
     ) -> None:
         self._session = session
+        self._idle_margin = idle_margin
         self._ns = ns
         self._id = machine_id
         self._deadline = deadline
@@ -114,11 +120,17 @@ class PostgresStep:
         )
         # Postgres takes at most INT_MAX milliseconds; a longer deadline waits that long.
         lock_ms = min(max(1, int(self._deadline.remaining() * 1000)), 2**31 - 1)
+        idle_ms = self._idle_ms()
 
         async def work(conn: Conn) -> tuple[Loaded, CachedMachine | None, bool]:
             await conn.execute(query("begin"))
             row = await conn.fetchrow(
-                query("lock_and_load_machine"), ns, machine_id, f"{lock_ms}ms", *known
+                query("lock_and_load_machine"),
+                ns,
+                machine_id,
+                f"{lock_ms}ms",
+                *known,
+                f"{idle_ms}ms",
             )
             assert row is not None, "mg_lock_machine returns one row"
             if not row["present"]:
@@ -152,6 +164,22 @@ class PostgresStep:
             self._cache.misses += not hit
         self._base = base
         return loaded
+
+    async def hold_until(self, deadline: Deadline) -> None:
+        if deadline.at <= self._deadline.at:
+            return  # load's bound already covers it
+        self._deadline = deadline
+        idle = f"{self._idle_ms()}ms"
+
+        async def work(conn: Conn) -> None:
+            await conn.execute(query("bound_idle_transaction"), idle)
+
+        await self._run(work, "extending the step's transaction", self._commit_timeout)
+
+    def _idle_ms(self) -> int:
+        """How long the transaction may sit idle from now: the time left plus the margin."""
+        seconds = max(self._deadline.remaining(), 0.001) + self._idle_margin
+        return min(int(seconds * 1000), 2**31 - 1)
 
     async def commit(self, transition: Transition, sinks: tuple[str, ...]) -> None:
         record = transition.record

@@ -58,10 +58,16 @@ class PostgresStorage:
     """``Storage`` on a bridge."""
 
     def __init__(
-        self, bridge: Bridge, *, commit_timeout: float = 5.0, cache: StateCache | None = None
+        self,
+        bridge: Bridge,
+        *,
+        commit_timeout: float = 5.0,
+        cache: StateCache | None = None,
+        step_idle_margin: float = 5.0,
     ) -> None:
         self._bridge = bridge
         self._commit_timeout = commit_timeout
+        self._step_idle_margin = step_idle_margin
         self.cache = cache if cache is not None else StateCache(0, 0)
 
     async def _run(
@@ -83,7 +89,15 @@ class PostgresStorage:
                 if mapped is None:
                     raise
                 raise mapped from error
-            yield PostgresStep(session, ns, machine_id, deadline, self._commit_timeout, self.cache)
+            yield PostgresStep(
+                session,
+                ns,
+                machine_id,
+                deadline,
+                self._commit_timeout,
+                self.cache,
+                self._step_idle_margin,
+            )
 
     async def get(self, ns: str, machine_id: str, selection: Range) -> Machine | None:
         cache = self.cache
@@ -143,7 +157,12 @@ class PostgresStorage:
                     query("search_machines_by_status"), ns, status.value, after_id, limit
                 )
             return [
-                SearchRow(r["id"], Status(r["status"]), r["timer_fire_at"], r["updated_at"])
+                SearchRow(
+                    r["id"],
+                    Status(r["status"]),
+                    rows.maybe_moment(r["timer_fire_at"]),
+                    rows.moment(r["updated_at"]),
+                )
                 for r in found
             ]
 
@@ -156,7 +175,11 @@ class PostgresStorage:
             found = await conn.fetch(query("claim_due_timers"), now, limit, lease, owner)
             return [
                 TimerClaim(
-                    r["ns"], r["id"], r["due_at"], r["timer_fire_at"], r["timer_set_by_version"]
+                    r["ns"],
+                    r["id"],
+                    rows.moment(r["due_at"]),
+                    rows.maybe_moment(r["timer_fire_at"]),
+                    r["timer_set_by_version"],
                 )
                 for r in found
             ]
@@ -166,7 +189,7 @@ class PostgresStorage:
     async def next_wake(self) -> datetime | None:
         async def work(conn: asyncpg.Connection) -> datetime | None:
             found: datetime | None = await conn.fetchval(query("next_wake"))
-            return found
+            return rows.maybe_moment(found)
 
         return await self._run(work, "finding the next timer", READ_TIMEOUT)
 
@@ -203,7 +226,7 @@ class PostgresStorage:
     async def next_notification(self, now: datetime) -> datetime | None:
         async def work(conn: asyncpg.Connection) -> datetime | None:
             found: datetime | None = await conn.fetchval(query("next_notification"), now)
-            return found
+            return rows.maybe_moment(found)
 
         return await self._run(work, "finding the next notification", READ_TIMEOUT)
 

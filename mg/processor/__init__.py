@@ -23,6 +23,7 @@ from mg.processor.base import Processor
 from mg.processor.results import (
     KEEP,
     UNSET_TIMER,
+    InvalidArgs,
     RepairRefused,
     Result,
     SetTimer,
@@ -40,6 +41,7 @@ __all__ = [
     "Direction",
     "Event",
     "HistoryBounds",
+    "InvalidArgs",
     "Machine",
     "Processor",
     "ProcessorApp",

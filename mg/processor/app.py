@@ -7,6 +7,8 @@ Bodies are MessagePack or JSON by ``Content-Type``; the answer takes the type in
 else the request's. How handler outcomes map to answers:
 
 - a ``Result``: ``200`` with the reply;
+- ``InvalidArgs`` from ``init``: ``422 {"error": "invalid_args", "reason": ...}`` (mg stores
+  nothing and answers the client the same);
 - ``RepairRefused`` from ``repair``: ``422 {"error": "repair_failed", "reason": ...}``;
 - ``Transient``: ``503`` (mg applies nothing and may retry);
 - any other exception: ``500`` with ``Type: message`` as plain text, which mg keeps as the
@@ -28,7 +30,7 @@ from mg.core.clock import parse_time
 from mg.core.processor_wire import Kind
 from mg.core.shapes import ShapeError, content_value
 from mg.processor.base import Processor
-from mg.processor.results import RepairRefused, Transient
+from mg.processor.results import InvalidArgs, RepairRefused, Transient
 from mg.processor.wire import parse_modernize_request, parse_request, reply_value
 
 log = logging.getLogger("mg.processor")
@@ -75,6 +77,28 @@ def encode(body: Any, media: str) -> bytes:
     if media == MSGPACK:
         return values.pack(body)
     return json.dumps(values.to_json(body), separators=(",", ":")).encode("utf-8")
+
+
+def unencodable(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` something MessagePack cannot carry sits, as ``path: type``; ``None``
+    when the whole value is fine."""
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = unencodable(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if unencodable(key) is not None:
+                return f"{path or 'a map'} with a key of type {type(key).__name__}"
+            found = unencodable(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    return f"{path or 'the reply'}: a {type(value).__module__}.{type(value).__qualname__}"
 
 
 def _deadline(header: str | None) -> datetime | None:
@@ -141,12 +165,31 @@ class ProcessorApp:
         try:
             result = await self.processor.handle(request)
             body = reply_value(result, self.processor.format_version)
-            return Reply(200, encode(body, media), media)
+            try:
+                content = encode(body, media)
+            except (TypeError, ValueError) as error:
+                # Walked only on failure: say where the odd value is, not just its type.
+                where = unencodable(body)
+                if where is None:
+                    raise
+                name = f"{type(self.processor).__name__}.{request.kind.value}"
+                raise TypeError(
+                    f"{name} returned {where}, which is not a value: values are what MessagePack "
+                    "and JSON carry (None, bool, int, float, str, bytes, lists, maps); write "
+                    "times as RFC 3339 strings"
+                ) from error
+            return Reply(200, content, media)
         except RepairRefused as refusal:
             if request.kind is Kind.REPAIR:
                 refused = {"error": "repair_failed", "reason": refusal.reason}
                 return Reply(422, encode(refused, media), media)
             return self._failure(request.kind.value, refusal, "RepairRefused outside repair: ")
+        except InvalidArgs as refusal:
+            if request.kind is Kind.INIT:
+                log.info("init refused its arguments: %r", refusal.reason)
+                refused = {"error": "invalid_args", "reason": refusal.reason}
+                return Reply(422, encode(refused, media), media)
+            return self._failure(request.kind.value, refusal, "InvalidArgs outside init: ")
         except Transient as error:
             return _text(503, f"{type(error).__name__}: {error}")
         except Exception as error:

@@ -43,7 +43,8 @@ class Processor:
     # --- handlers ---------------------------------------------------------------------------
 
     def init(self, args: Any, machine: Machine) -> Outcome:
-        """The ``init`` signal of a new machine (``machine`` has no history yet)."""
+        """The ``init`` signal of a new machine (``machine`` has no history yet); raise
+        ``InvalidArgs`` to refuse bad arguments (nothing is stored)."""
         return Result()
 
     def call(self, args: Any, machine: Machine) -> Outcome:

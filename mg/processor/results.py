@@ -1,8 +1,10 @@
 """What a processor's handlers return and raise (PROTOCOL section 4, the processor's answer).
 
-A handler returns a ``Result``; everything in it is optional. Raising ``RepairRefused`` from
-``repair`` refuses the repair (the client gets ``repair_failed`` with the reason), ``Transient``
-asks mg to try again later (``503``), and any other exception fails the machine.
+A handler returns a ``Result``; everything in it is optional. Raising ``InvalidArgs`` from
+``init`` refuses the start (the client gets ``invalid_args`` with the reason; nothing is stored),
+``RepairRefused`` from ``repair`` refuses the repair (the client gets ``repair_failed`` with the
+reason), ``Transient`` asks mg to try again later (``503``), and any other exception fails the
+machine.
 """
 
 from __future__ import annotations
@@ -100,6 +102,16 @@ class RepairRefused(Exception):
         self.reason = reason
 
 
+class InvalidArgs(Exception):
+    """Raised by ``init`` to refuse the start's arguments: mg answers the client
+    ``422 invalid_args`` with ``reason`` (any value) and stores nothing, so the same id can be
+    started again with good arguments."""
+
+    def __init__(self, reason: Any = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Transient(Exception):
     """Raised by any handler when it cannot answer now (a dependency is down): mg applies
     nothing and the client gets ``unavailable``; timers and notifications are retried."""
@@ -108,6 +120,7 @@ class Transient(Exception):
 __all__ = [
     "KEEP",
     "UNSET_TIMER",
+    "InvalidArgs",
     "Keep",
     "RepairRefused",
     "Result",

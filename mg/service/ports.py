@@ -68,6 +68,11 @@ class StepSession(Protocol):
 
     async def load(self, selection: Selection) -> Loaded: ...
 
+    async def hold_until(self, deadline: Deadline) -> None:
+        """Let the transaction stay open until ``deadline`` (when a step learns after ``load``
+        that its processor call may end later than the step's own deadline)."""
+        ...
+
     async def commit(self, transition: Transition, sinks: tuple[str, ...]) -> None:
         """Write the transition and commit. Raises ``TagConflict`` before writing anything
         (the session stays usable), ``VersionConflict``, ``StorageUnavailable`` (nothing

@@ -26,7 +26,7 @@ from mg.core.processor_wire import Kind, Reply
 from mg.core.retry import RetryPolicy, next_delay
 from mg.core.step import NotificationChange, Transition
 from mg.core.trace import continue_or_start
-from mg.errors import ProcessorPermanentFailure, ProcessorTransientFailure, TagConflict
+from mg.errors import MgError, ProcessorPermanentFailure, ProcessorTransientFailure, TagConflict
 from mg.service.ports import NotificationClaim, StepSession, TimerClaim
 from mg.service.steps import Steps
 from mg.settings import Namespace
@@ -66,7 +66,7 @@ class Signals:
         lock_deadline = Deadline.after(namespace.timer_processing_timeout)
         outcome = "dropped"
 
-        async def body(step: StepSession) -> str:
+        async def body(step: StepSession) -> str | tuple[str, str]:
             nonlocal outcome
             machine = (await step.load(_timer_range)).machine
             if machine is None:
@@ -81,6 +81,7 @@ class Signals:
             assert timer is not None
             handling = timer.handling_timeout or namespace.timer_processing_timeout
             deadline = Deadline.after(handling)
+            await step.hold_until(deadline)  # a handling timeout longer than the step's
             trace = continue_or_start(timer.trace).header()
             # The processor sees the fired timer already cleared.
             cleared = replace(machine, record=replace(record, timer=None))
@@ -90,7 +91,7 @@ class Signals:
                 )
             except ProcessorTransientFailure as failure:
                 outcome = await self._retry_or_fail(step, namespace, record, failure.message)
-                return outcome
+                return outcome, failure.message
             except ProcessorPermanentFailure as failure:
                 outcome = await self._fail(step, record, Kind.TIMEOUT, failure.message)
                 return outcome
@@ -99,6 +100,10 @@ class Signals:
 
         try:
             await steps.run(claim.ns, claim.id, "timeout", lock_deadline, body, client=False)
+        except MgError:
+            raise  # storage away, a lock wait too long...: the lease ends, the claim comes back
+        except Exception as error:
+            outcome = await self._timer_step_broke(namespace, claim, lock_deadline, error)
         finally:
             lag = (steps.now() - claim.due_at).total_seconds()
             steps.observe(TimerFired(claim.ns, claim.id, outcome, lag))
@@ -113,7 +118,7 @@ class Signals:
         deadline = Deadline.after(namespace.default_processing_timeout)
         outcome = "dropped"
 
-        async def body(step: StepSession) -> str:
+        async def body(step: StepSession) -> str | tuple[str, str]:
             nonlocal outcome
             machine = (await step.load(claim.range)).machine
             if machine is None:
@@ -143,7 +148,7 @@ class Signals:
                 outcome = await self._retry_notification(
                     step, namespace, record, claim, failure.message
                 )
-                return outcome
+                return outcome, failure.message
             except ProcessorPermanentFailure as failure:
                 outcome = await self._fail(step, record, Kind.NOTIFICATION, failure.message, claim)
                 return outcome
@@ -156,9 +161,81 @@ class Signals:
             await steps.run(
                 claim.ns, claim.machine_id, "notification", deadline, body, client=False
             )
+        except MgError:
+            raise
+        except Exception as error:
+            outcome = await self._notification_step_broke(namespace, claim, error)
         finally:
             queued = (steps.now() - claim.created_at).total_seconds()
             steps.observe(NotificationDelivered(claim.ns, claim.machine_id, outcome, queued))
+
+    # --- steps that broke -------------------------------------------------------------------
+    # Anything unexpected in a step (an answer or a stored value that trips the code: an
+    # OverflowError, a RecursionError, a value that cannot be encoded...) is one failed attempt
+    # against the namespace's retry policy, recorded in a step of its own (the broken step's
+    # transaction is gone): the machine shows ``retrying``, then ``failed`` with the reason.
+    # Never a claim that comes back at once, never a loop that stops.
+
+    async def _timer_step_broke(
+        self, namespace: Namespace, claim: TimerClaim, deadline: Deadline, error: Exception
+    ) -> str:
+        reason = _unexpected(error)
+        log.warning(
+            "timer step of machine %r broke; counted as a failed attempt: %s",
+            claim.id,
+            reason,
+            exc_info=error,
+        )
+        outcome = "dropped"
+
+        async def body(step: StepSession) -> str:
+            nonlocal outcome
+            machine = (await step.load(NO_HISTORY)).machine
+            if machine is None:
+                return outcome
+            if not _holds_claimed_timer(machine.record, claim):
+                await step.release_claim(machine.record)
+                return outcome
+            outcome = await self._retry_or_fail(step, namespace, machine.record, reason)
+            return outcome
+
+        await self._steps.run(claim.ns, claim.id, "timeout", deadline, body, client=False)
+        return outcome
+
+    async def _notification_step_broke(
+        self, namespace: Namespace, claim: NotificationClaim, error: Exception
+    ) -> str:
+        reason = _unexpected(error)
+        log.warning(
+            "notification %d of machine %r broke; counted as a failed attempt: %s",
+            claim.id,
+            claim.machine_id,
+            reason,
+            exc_info=error,
+        )
+        outcome = "dropped"
+
+        async def body(step: StepSession) -> str:
+            nonlocal outcome
+            machine = (await step.load(NO_HISTORY)).machine
+            if machine is None:
+                await step.settle_notification(NotificationChange(claim.id, consumed=True))
+                return outcome
+            record = machine.record
+            if record.status is Status.FAILED:
+                await step.settle_notification(
+                    NotificationChange(claim.id, attempt=claim.attempt, error=record.failure_reason)
+                )
+                outcome = "parked"
+                return outcome
+            outcome = await self._retry_notification(step, namespace, record, claim, reason)
+            return outcome
+
+        deadline = Deadline.after(namespace.default_processing_timeout)
+        await self._steps.run(
+            claim.ns, claim.machine_id, "notification", deadline, body, client=False
+        )
+        return outcome
 
     # --- outcomes --------------------------------------------------------------------------
 
@@ -245,6 +322,12 @@ class Signals:
         )
         await self._steps.commit(step, transition, ())
         return "transient"
+
+
+def _unexpected(error: BaseException) -> str:
+    """A failure reason for an unexpected error, kept short."""
+    text = f"unexpected error: {type(error).__name__}: {error}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _with_notification(transition: Transition, change: NotificationChange) -> Transition:

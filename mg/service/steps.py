@@ -22,6 +22,7 @@ from mg.core.step import Transition
 from mg.core.trace import parse as parse_trace
 from mg.errors import (
     DeadlineExceeded,
+    InvalidArgs,
     LogicError,
     MachineFailed,
     NamespaceNotFound,
@@ -35,8 +36,9 @@ from mg.service.locks import MachineLocks
 from mg.service.ports import Nudges, Processor, StepSession, Storage
 from mg.settings import Namespace, Settings
 
-Body = Callable[[StepSession], Awaitable[str | None]]
-"""A step's work inside its transaction; it may return the outcome to report (default ok)."""
+Body = Callable[[StepSession], Awaitable[str | tuple[str, str] | None]]
+"""A step's work inside its transaction; it may return the outcome to report (default ok), or
+the outcome and its reason (a retried step says why it is retried)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,13 @@ class NoNudges:
         pass
 
 
+def _outcome(reported: str | tuple[str, str] | None) -> tuple[str, str | None]:
+    """What a step's body returned, as the outcome to report and its reason."""
+    if isinstance(reported, tuple):
+        return reported
+    return reported or "ok", None
+
+
 class Steps:
     def __init__(
         self,
@@ -82,16 +91,28 @@ class Steps:
         self._processor = processor
         self.locks = MachineLocks(settings.limits.max_queue_per_machine)
         self.slots = trio.CapacityLimiter(settings.limits.max_steps_in_flight)
+        # A step takes its namespace's slot, then one of the node's: a namespace whose
+        # processor is slow fills its own share, never the whole node (Settings.step_slots).
+        self.namespace_slots = {
+            name: trio.CapacityLimiter(settings.step_slots(name)) for name in settings.namespaces
+        }
 
     def activity(self) -> Activity:
         slots = self.slots.statistics()
         return Activity(
             steps_in_flight=int(slots.borrowed_tokens),
             step_slots=int(slots.total_tokens),
-            waiting_for_slot=slots.tasks_waiting,
+            waiting_for_slot=self.waiting_for_slot(),
             queued_on_machines=self.locks.waiting,
             busy_machines=self.locks.busy_machines,
         )
+
+    def waiting_for_slot(self) -> int:
+        """Steps of this node waiting for a slot, their namespace's or the node's."""
+        waiting = self.slots.statistics().tasks_waiting
+        for limiter in self.namespace_slots.values():
+            waiting += limiter.statistics().tasks_waiting
+        return waiting
 
     def namespace(self, ns: str) -> Namespace:
         found = self.settings.namespaces.get(ns)
@@ -121,7 +142,7 @@ class Steps:
         except ProcessorTransientFailure:
             outcome = "transient"
             raise
-        except RepairFailed:
+        except (RepairFailed, InvalidArgs):
             outcome = "refused"
             raise
         except ProcessorPermanentFailure:
@@ -172,18 +193,27 @@ class Steps:
         reason: str | None = None
         try:
             async with self.locks.hold(ns, machine_id, deadline):
-                waiting_now = self.slots.statistics().tasks_waiting
+                waiting_now = self.waiting_for_slot() if client else 0
                 if client and waiting_now >= self.settings.limits.max_waiting_steps:
                     raise Overloaded(f"{waiting_now} steps already wait on this node")
-                with trio.move_on_after(max(deadline.remaining(), 0)) as waiting:
-                    await self.slots.acquire()
-                if waiting.cancelled_caught:
-                    raise DeadlineExceeded("the deadline passed while waiting for a step slot")
+                own = self.namespace_slots.get(ns)
+                holds_own = False
                 try:
-                    async with self.storage.step(ns, machine_id, deadline) as step:
-                        outcome = await body(step) or "ok"
+                    with trio.move_on_after(max(deadline.remaining(), 0)) as waiting:
+                        if own is not None:
+                            await own.acquire()
+                            holds_own = True
+                        await self.slots.acquire()
+                    if waiting.cancelled_caught:
+                        raise DeadlineExceeded("the deadline passed while waiting for a step slot")
+                    try:
+                        async with self.storage.step(ns, machine_id, deadline) as step:
+                            outcome, reason = _outcome(await body(step))
+                    finally:
+                        self.slots.release()
                 finally:
-                    self.slots.release()
+                    if own is not None and holds_own:
+                        own.release()
         except MachineFailed as error:
             outcome, reason = "failed", error.message
             raise

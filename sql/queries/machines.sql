@@ -88,9 +88,16 @@ SELECT pg_notify($1, $2)
 
 -- name: lock_and_load_machine
 -- The first round trip of a step (after BEGIN): see mg_lock_machine in migration 0005. The
--- machine's columns come back flat, NULL unless it was read.
+-- machine's columns come back flat, NULL unless it was read. $7 bounds, for this transaction
+-- only, how long it may sit idle (the step's time left plus a margin): if the node stalls,
+-- Postgres ends the session, which rolls the step back and frees its advisory lock.
 SELECT l.present, l.current, l.new_incarnation, l.tags, (l.machine).*
-FROM mg_lock_machine($1, $2, $3, $4, $5, $6) AS l
+FROM set_config('idle_in_transaction_session_timeout', $7, true) AS bound,
+     mg_lock_machine($1, $2, $3, $4, $5, $6) AS l
+
+-- name: bound_idle_transaction
+-- A step whose processor deadline ends later than the one lock_and_load_machine was given.
+SELECT set_config('idle_in_transaction_session_timeout', $1, true)
 
 -- name: machine_version
 -- Whether a node's cached copy is current, for reads outside a step (one snapshot: a step is

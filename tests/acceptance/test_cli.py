@@ -124,6 +124,8 @@ async def test_list_pages_with_the_cursor_and_filters_by_status(
     assert [(m["id"], m["status"], m["timer"]) for m in sleeping["machines"]] == [
         ("order-3", "sleeping", None)
     ]
+    none_failed = await mg_thread(*on(node, "machines", "list", "--status", "failed"))
+    assert (none_failed.code, none_failed.out) == (0, "no failed machines in test\n")
 
 
 async def test_failure_repair_simple_repair_notify_modernize_and_remove(
@@ -148,6 +150,11 @@ async def test_failure_repair_simple_repair_notify_modernize_and_remove(
     assert json.loads(working.err)["error"] == "machine_already_working"
 
     await mg_thread(*on(node, "machines", "call", "order-1", "--args", '"refund"'))
+    still = await mg_thread(*on(node, "machines", "call", "order-1", "--args", '"status"'))
+    assert still.code == 1
+    assert "is failed: " in still.err
+    assert "repair it: mg machines repair order-1 --args JSON" in still.err
+    assert "or mg machines simple-repair order-1" in still.err
     simple = await mg_thread(*on(node, "machines", "simple-repair", "order-1"))
     assert (simple.code, simple.out) == (0, "repaired test/order-1 (simple repair)\n")
     assert (await client.get("test", "order-1")).status.value == "waiting"
@@ -194,7 +201,7 @@ async def test_errors_exit_with_distinct_codes_from_a_real_process(node: Node) -
 
     unreachable = await mg_process("machines", "list", "--url", "http://127.0.0.1:9", "--ns", "x")
     assert unreachable.code == 3
-    assert unreachable.err.startswith("mg: unavailable: mg is unreachable")
+    assert unreachable.err.startswith("mg: unavailable: mg is unreachable at http://127.0.0.1:9:")
 
 
 async def test_the_environment_names_the_node_and_the_namespace(node: Node) -> None:

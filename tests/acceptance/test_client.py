@@ -14,6 +14,7 @@ from mg.client import (
     Content,
     DeadlineExceeded,
     Direction,
+    InvalidArgs,
     InvalidRequest,
     MachineAlreadyExists,
     MachineAlreadyWorking,
@@ -55,6 +56,8 @@ class Scripted:
         args = args_of(seen)
         if seen.kind == "repair" and args == "refuse":
             return Answer(422, {"error": "repair_failed", "reason": {"why": "not today"}})
+        if seen.kind == "init" and args == "invalid":
+            return Answer(422, {"error": "invalid_args", "reason": "cents is missing"})
         if args == "fail":
             return Answer(500, raw=b"the processor gave up", media="text/plain")
         if args == "busy":
@@ -97,6 +100,25 @@ async def test_start_call_get_with_ranges(client: AsyncClient, processor: FakePr
     whole = await client.get("test", "m1")
     assert [e.id for e in whole.history] == [1, 2, 3, 4, 5, 6]
     assert whole.history[0].created_at <= utc_now()
+
+
+async def test_a_start_refused_by_init_raises_invalid_args(client: AsyncClient) -> None:
+    with pytest.raises(InvalidArgs) as refused:
+        await client.start("test", "m1", "invalid")
+    assert refused.value.reason == "cents is missing"
+    with pytest.raises(MachineNotFound):
+        await client.get("test", "m1")
+
+
+async def test_a_range_takes_its_direction_as_a_string(
+    client: AsyncClient, processor: FakeProcessor
+) -> None:
+    await client.start("test", "m1", 1)
+    for n in range(2, 5):
+        await client.call("test", "m1", n)
+    machine = await client.get("test", "m1", range=Range(limit=2, direction="backward"))
+    assert [e.id for e in machine.history] == [4, 3]
+    assert machine.history_range.direction is Direction.BACKWARD
 
 
 async def test_binary_values_round_trip_in_msgpack_and_json(node: Node) -> None:

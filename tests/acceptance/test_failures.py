@@ -46,6 +46,40 @@ async def test_failed_init_stores_nothing(api: Api, processor: FakeProcessor) ->
     assert (await api.start("m1", "fresh")).status_code == 201
 
 
+async def test_init_refusing_its_args_is_422_invalid_args_and_stores_nothing(
+    api: Api, processor: FakeProcessor
+) -> None:
+    async def behaviour(seen: Seen) -> Answer:
+        if seen.kind == "init" and seen.body["signal"]["args"] != "good":
+            return Answer(422, {"error": "invalid_args", "reason": {"missing": "cents"}})
+        return await echo(seen)
+
+    processor.behaviour = behaviour
+    refused = await api.start("m1", "bad")
+    assert refused.status_code == 422
+    answer = body(refused)
+    assert answer["error"] == "invalid_args"
+    assert answer["reason"] == {"missing": "cents"}
+    assert "nothing was stored" in answer["message"]
+    assert (await api.get("m1")).status_code == 404
+    assert (await api.start("m1", "good")).status_code == 201
+
+
+async def test_an_invalid_args_answer_to_a_call_fails_the_machine(
+    api: Api, processor: FakeProcessor
+) -> None:
+    async def behaviour(seen: Seen) -> Answer:
+        if seen.kind == "call":
+            return Answer(422, {"error": "invalid_args", "reason": "not here"})
+        return await echo(seen)
+
+    processor.behaviour = behaviour
+    await api.start("m1")
+    failed = await api.call("m1")
+    assert body(failed)["error"] == "machine_failed"
+    assert body(await api.get("m1"))["status"] == "failed"
+
+
 async def test_processor_500_during_a_call_fails_the_machine_and_keeps_the_reason(
     api: Api, processor: FakeProcessor
 ) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import trio
 
+from mg.client import AsyncClient
 from mg.node import Node
 from tests.acceptance.test_timers import status_is, wait_for
 from tests.support.api import Api, body
 from tests.support.cluster import NodeFactory, api_for
+from tests.support.logs import captured_logs
 from tests.support.processor import Answer, FakeProcessor, Seen, echo
 from tests.support.sql import sql
 
@@ -131,11 +133,24 @@ async def test_transient_failures_are_retried_with_the_machine_retrying(
 
     processor.behaviour = behaviour
     async with api_for(node) as api:
-        await api.start("m1")
-        await notify(api, "m1", "first")
-        await notify(api, "m1", "second")
-        await wait_for(lambda: status_is(api, "m1", "retrying"))
-        await wait_for(lambda: delivered(processor, 3))
+        with captured_logs() as lines:
+            await api.start("m1")
+            await notify(api, "m1", "first")
+            await notify(api, "m1", "second")
+            await wait_for(lambda: status_is(api, "m1", "retrying"))
+            await wait_for(lambda: delivered(processor, 3))
+        logged = [line for line in lines() if line["message"] == "step notification transient"]
+        assert "later" in logged[0]["reason"]
+        async with api_for(node, msgpack_bodies=True) as packed:
+            retry = body(await packed.get("m1"))["retry"]
+        assert retry["subject"] == "notification"
+        assert retry["attempt"] >= 1
+        assert "later" in retry["last_error"]
+        async with AsyncClient(node.url) as client:
+            seen = (await client.get("test", "m1")).retry
+        assert seen is not None
+        assert seen.subject == "notification"
+        assert "later" in seen.last_error
         # Only the head of the queue is tried while it fails.
         assert {s.body["signal"]["args"] for s in processor.of_kind("notification")} == {"first"}
         down = False

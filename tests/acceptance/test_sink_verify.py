@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -81,3 +82,19 @@ async def test_verify_passes_an_intact_chain_and_names_the_first_tampered_row(
     assert code == 2
     code, out = await verify(database_url, "nope")
     assert code == 2
+
+
+async def test_verify_on_a_database_without_the_schema_says_it_cannot_check(
+    postgres_server: Any,
+) -> None:
+    name = f"mg_unmigrated_{os.getpid()}"
+    url = await trio.to_thread.run_sync(postgres_server.create_database, name)
+    try:
+        code, out = await verify(url, "main")
+    finally:
+        await trio.to_thread.run_sync(postgres_server.drop_database, name)
+    assert code == 2
+    assert out == (
+        "mg: cannot verify sink 'main': the database's schema is not this mg's (run mg migrate, "
+        "or start a node, first)\n"
+    )

@@ -12,6 +12,7 @@ from mg.core.clock import format_time, parse_time, utc_now
 from mg.node import Node
 from tests.support.api import Api, body
 from tests.support.cluster import NodeFactory, api_for
+from tests.support.logs import captured_logs
 from tests.support.processor import Answer, FakeProcessor, Seen
 
 FAST_RETRIES = {"type": "intervals", "intervals": ["100ms", "100ms", "100ms"], "max_retries": 3}
@@ -179,17 +180,28 @@ async def test_processor_down_while_a_timer_fires_means_retrying_then_success(
         return await timer_on_init({"timeout": 0})(seen)
 
     processor.behaviour = behaviour
+    with captured_logs() as lines:
+        async with api_for(node) as api:
+            await api.start("m1")
+            await wait_for(lambda: status_is(api, "m1", "retrying"))
+            await wait_for(lambda: _attempts_at_least(processor, 3))
+            retried = [line for line in lines() if line["message"] == "step timeout transient"]
+    assert retried
+    assert "maintenance" in retried[0]["reason"]
     async with api_for(node) as api:
-        await api.start("m1")
-        await wait_for(lambda: status_is(api, "m1", "retrying"))
-        await wait_for(lambda: _attempts_at_least(processor, 3))
         retrying = body(await api.get("m1"))
         assert retrying["timer"] is not None
         assert retrying["failure"] is None
+        retry = retrying["retry"]
+        assert retry["subject"] == "timer"
+        assert retry["attempt"] >= 1
+        assert "maintenance" in retry["last_error"]
+        assert parse_time(retry["next_at"]) > parse_time(retrying["history"][-1]["created_at"])
         down = False
         await wait_for(lambda: status_is(api, "m1", "sleeping"))
         machine = body(await api.get("m1"))
     assert [e["data"] for e in machine["history"]] == ["init", "timeout"]
+    assert machine["retry"] is None
 
 
 async def _attempts_at_least(processor: FakeProcessor, count: int) -> bool:

@@ -15,13 +15,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from mg.embedded import server as embedded
+from mg.embedded import install as embedded
 from mg.embedded.server import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
@@ -63,7 +64,7 @@ def alive(pid: int) -> bool:
 def test_start_connect_stop(base: Path) -> None:
     with make(base / "pg") as pg:
         url = pg.url()
-        assert url == f"postgresql://mg@127.0.0.1:{pg.port}/mg"
+        assert url == f"postgresql://mg:{pg.password}@127.0.0.1:{pg.port}/mg"
         assert query(pg, "SELECT current_user || ' ' || current_database()") == "mg mg"
         assert query(pg, "SHOW wal_level") == "logical"
         assert query(pg, "SHOW fsync") == "off"
@@ -255,3 +256,88 @@ def test_as_root_binaries_are_copied_once_even_concurrently(
             group=pwd.getpwnam("nobody").pw_gid,
             extra_groups=[],
         )
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_only_the_password_gets_in_and_the_files_are_private(base: Path) -> None:
+    with make(base / "pg") as pg:
+        assert pg.password
+        assert len(pg.password) >= 32
+        assert pg.password_file.read_text().strip() == pg.password
+        hba = (pg.data_dir / "pg_hba.conf").read_text().splitlines()
+        assert not [line for line in hba if "trust" in line and not line.startswith("#")]
+        assert query(pg, "SELECT 1") == "1"
+        without = f"postgresql://mg@127.0.0.1:{pg.port}/mg"
+        with pytest.raises(EmbeddedPostgresError, match="password"):
+            run_psql(pg.bin_dir, without, "SELECT 1")
+        with pytest.raises(EmbeddedPostgresError, match="password authentication failed"):
+            run_psql(pg.bin_dir, pg.url().replace(pg.password, "0" * 48), "SELECT 1")
+        assert pg.url(masked=True) == f"postgresql://mg:***@127.0.0.1:{pg.port}/mg"
+        for private in (pg.password_file, base / "pg.lock", base / "pg.log"):
+            assert mode(private) == 0o600, private
+
+
+def test_a_trust_cluster_of_an_older_mg_is_secured_in_place(base: Path) -> None:
+    with make(base / "pg") as pg:
+        query(pg, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
+        query(pg, "ALTER ROLE mg PASSWORD NULL")
+    # What an older mg left: trust for everyone, no password, world-readable log and lock.
+    (base / "pg" / "pg_hba.conf").write_text(
+        "host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
+    )
+    pg.password_file.unlink()
+    for old in (base / "pg.log", base / "pg.lock"):
+        old.chmod(0o644)
+    with make(base / "pg") as again:
+        assert again.password
+        assert again.password != pg.password
+        assert query(again, "SELECT x FROM kept") == "7"
+        with pytest.raises(EmbeddedPostgresError, match="password"):
+            run_psql(again.bin_dir, f"postgresql://mg@127.0.0.1:{again.port}/mg", "SELECT 1")
+        assert mode(base / "pg.log") == mode(base / "pg.lock") == 0o600
+
+
+def test_a_killed_postmaster_is_started_again(base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="mg.embedded.server"), make(base / "pg") as pg:
+        first, url = pg.pid, pg.url()
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pg.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pg.pid != first
+        assert pg.url() == url
+        assert query(pg, "SELECT 1") == "1"
+    assert f"embedded postgres pid {first} on {pg.data_dir} exited" in caplog.text
+    assert "embedded postgres is running again" in caplog.text
+    assert pg.password not in caplog.text
+
+
+def test_an_interrupted_initdb_leaves_no_half_made_cluster(base: Path) -> None:
+    half = base / ".pg.initdb"
+    half.mkdir()
+    (half / "PG_VERSION").write_text("18\n")  # initdb killed half-way by an earlier start
+    (base / "pg").mkdir()
+    with make(base / "pg") as pg:
+        assert query(pg, "SELECT 1") == "1"
+    assert not half.exists()
+
+
+@as_root
+def test_as_root_relocated_clusters_of_removed_data_dirs_are_removed(base: Path) -> None:
+    private = base / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    state = base / "state"
+    with make(private / "gone", state_dir=state) as gone:
+        assert (private / "gone").resolve() == gone.data_dir  # the operator finds it
+    with make(private / "kept", state_dir=state) as kept:
+        pass
+    (private / "gone").unlink()  # the operator removes the data directory
+    with make(private / "kept", state_dir=state):
+        assert not gone.data_dir.exists()
+        assert not gone.data_dir.with_name(gone.data_dir.name + ".owner").exists()
+        assert kept.data_dir.exists()

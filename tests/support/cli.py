@@ -41,7 +41,9 @@ def environment(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-async def mg_process(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Ran:
+async def mg_process(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
+) -> Ran:
     with trio.fail_after(timeout):
         done = await trio.run_process(
             [sys.executable, "-m", "mg", *args],
@@ -49,6 +51,7 @@ async def mg_process(*args: str, env: dict[str, str] | None = None, timeout: flo
             capture_stderr=True,
             env=env or environment(),
             check=False,
+            cwd=cwd,
         )
     return Ran(done.returncode, done.stdout.decode(), done.stderr.decode())
 

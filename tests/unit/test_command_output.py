@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 
-from mg.client import Content, Event, Machine, Range, Status
+from mg.client import Content, Event, Machine, Range, Retry, Status
 from mg.commands.output import Columns, document, inline, machine_document, machine_text, table
 
 AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -75,4 +76,48 @@ def test_a_machine_prints_as_fields_and_a_history_table_or_the_contract_shape() 
         "aux_state": {"data": {"paid": 1}, "format_version": 2},
         "timer": "2026-01-02T03:04:05.678901Z",
         "tags": ["t1", "t2"],
+        "retry": None,
     }
+
+
+def test_a_retrying_machine_says_what_it_retries_and_why() -> None:
+    retry = Retry(subject="timer", attempt=2, next_at=AT, last_error="the processor answered 503")
+    machine = Machine(
+        ns="subs",
+        id="s-1",
+        status=Status.RETRYING,
+        failure_reason=None,
+        history=(),
+        history_range=Range(),
+        aux_state=None,
+        timer=AT,
+        tags=(),
+        retry=retry,
+    )
+    lines = machine_text(machine).splitlines()
+    assert lines[3] == (
+        "retry      timer, 2 failed attempts, next at 2026-01-02T03:04:05.678901Z: "
+        "the processor answered 503"
+    )
+    assert machine_document(machine)["retry"] == {
+        "subject": "timer",
+        "attempt": 2,
+        "next_at": "2026-01-02T03:04:05.678901Z",
+        "last_error": "the processor answered 503",
+    }
+
+
+def test_values_json_cannot_print_never_end_a_command_with_a_traceback() -> None:
+    from mg.client import SinkEvent
+    from mg.commands.output import sink_event_document, sink_row
+
+    deep: object = 0
+    for _ in range(5000):  # stored before mg checked values: deeper than the encoder goes
+        deep = [deep]
+    for data in (deep, math.nan):
+        item = SinkEvent(7, "ns", "m", Event(1, AT, None, data), "h")
+        row = sink_row(item)
+        assert row[0] == "7"
+        printed = json.loads(document(sink_event_document(item)))
+        assert printed["id"] == 7
+        assert "$unprintable" in printed["event"]["data"]

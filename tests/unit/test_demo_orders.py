@@ -13,6 +13,7 @@ from mg.processor import (
     UNSET_TIMER,
     Content,
     Event,
+    InvalidArgs,
     Machine,
     ProcessorRequest,
     Result,
@@ -41,6 +42,23 @@ def test_a_new_order_waits_for_payment_under_a_timer_and_takes_its_reference_as_
     assert result.timer == SetTimer(timeout=5)
     assert result.tag == "r"
     assert result.aux_state == {"state": "awaiting_payment", "paid_cents": 0}
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ("a pen", "an order is an object"),
+        ({"cents": 300}, "an order needs item"),
+        ({"item": "a pen"}, "an order needs cents"),
+        ({"item": "a pen", "cents": "3"}, "cents must be a non-negative integer"),
+        ({"item": "a pen", "cents": -1}, "cents must be a non-negative integer"),
+        ({"item": "a pen", "cents": 3, "pay_within": -1}, "pay_within: a duration must be"),
+    ],
+)
+def test_a_start_that_is_not_an_order_is_refused_with_a_reason(args: Any, reason: str) -> None:
+    with pytest.raises(InvalidArgs) as refused:
+        Orders().init(args, order())
+    assert str(refused.value.reason).startswith(reason)
 
 
 def test_paying_the_price_arms_the_shipping_timer_and_shipping_disarms_it() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -75,3 +76,12 @@ def test_an_answer_without_an_event_content_is_refused() -> None:
     ):
         with pytest.raises(ShapeError):
             parse_answer(bad)
+
+
+def test_an_answer_breaking_the_value_rule_is_refused_with_the_reason() -> None:
+    deep: object = 0
+    for _ in range(101):
+        deep = [deep]
+    for data, words in ((math.nan, "float NaN"), (2**64, "64-bit"), (deep, "nested deeper")):
+        with pytest.raises(ShapeError, match=f"event.data: .*{words}"):
+            parse_answer({"event": {"data": data, "format_version": 2}})

@@ -16,6 +16,7 @@ import pytest
 from mg.core.model import Content, Event, Range
 from mg.core.processor_wire import Reply, TimerSpec, Unset, parse_reply
 from mg.processor import (
+    InvalidArgs,
     Processor,
     ProcessorApp,
     Result,
@@ -204,6 +205,43 @@ async def test_a_handler_must_return_a_result() -> None:
         # The defaults: init does nothing, repair is refused, calls are not handled.
         assert (await post(http, signal("init"))).status_code == 200
         assert (await post(http, request("repair", None))).status_code == 422
+
+
+async def test_init_raising_invalid_args_is_422_invalid_args_with_the_reason() -> None:
+    class Strict(Processor):
+        def init(self, args: Any, machine: Any) -> Result:
+            if not isinstance(args, dict) or "cents" not in args:
+                raise InvalidArgs({"missing": "cents"})
+            return Result(events=[args])
+
+        def call(self, args: Any, machine: Any) -> Result:
+            raise InvalidArgs("only init may refuse its arguments")
+
+    transport = httpx.ASGITransport(app=ProcessorApp(Strict()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://p") as http:
+        refused = await post(http, signal("init", {"item": "book"}))
+        assert refused.status_code == 422
+        assert msgpack.unpackb(refused.content) == {
+            "error": "invalid_args",
+            "reason": {"missing": "cents"},
+        }
+        assert (await post(http, signal("init", {"cents": 5}))).status_code == 200
+        elsewhere = await post(http, request("call", None))
+        assert elsewhere.status_code == 500
+        assert elsewhere.text.startswith("InvalidArgs outside init: ")
+
+
+async def test_a_result_holding_a_datetime_names_where_it_is() -> None:
+    class Careless(Processor):
+        def init(self, args: Any, machine: Any) -> Result:
+            return Result(events=[{"at": datetime(2026, 1, 2, tzinfo=UTC)}])
+
+    transport = httpx.ASGITransport(app=ProcessorApp(Careless()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://p") as http:
+        answer = await post(http, signal("init"))
+    assert answer.status_code == 500
+    assert "Careless.init returned events[0].data.at: a datetime.datetime" in answer.text
+    assert "RFC 3339" in answer.text
 
 
 def test_upcasters_chain_and_subclasses_may_replace_them() -> None:

@@ -104,3 +104,69 @@ def test_the_state_cache_has_a_budget_and_can_be_turned_off() -> None:
     assert from_mapping({}, environ={}).cache.max_bytes == 64 * 1024 * 1024
     off = from_mapping({"cache": {"max_bytes": 0, "events": 5}}, environ={}).cache
     assert (off.max_bytes, off.events) == (0, 5)
+
+
+def test_processor_answer_bounds_default_and_can_be_set_per_namespace() -> None:
+    example = load(EXAMPLE, environ={}).namespaces["orders"]
+    assert example.processor_max_reply_bytes == 16 * 1024 * 1024
+    assert example.processor_max_events == 10_000
+    settings = from_mapping(
+        {
+            "namespaces": {
+                "a": {"processor": {"url": "http://p", "max_reply_bytes": 2048, "max_events": 3}}
+            }
+        },
+        environ={},
+    )
+    assert settings.namespaces["a"].processor_max_reply_bytes == 2048
+    assert settings.namespaces["a"].processor_max_events == 3
+    for bad in ({"max_reply_bytes": 10}, {"max_events": 0}, {"max_events": "many"}):
+        with pytest.raises(SettingsError, match=r"processor\.max_"):
+            from_mapping(
+                {"namespaces": {"a": {"processor": {"url": "http://p", **bad}}}}, environ={}
+            )
+
+
+def test_an_inline_token_in_a_file_others_can_read_is_a_warning(tmp_path: Path) -> None:
+    config = tmp_path / "mg.toml"
+    config.write_text(
+        '[namespaces.orders]\nprocessor.url = "http://127.0.0.1:9000/"\n'
+        '[auth]\nenabled = true\n[auth.tokens.ops]\ntoken = "' + "t" * 32 + '"\n'
+        'namespaces = ["*"]\n'
+    )
+    config.chmod(0o644)
+    (warning,) = load(config, environ={}).warnings
+    assert warning == (
+        f"{config} holds an inline auth token and is readable by other users (mode 644): "
+        f"chmod 600 {config} (or use token_env / MG_DATABASE_URL)"
+    )
+    config.chmod(0o600)
+    assert load(config, environ={}).warnings == ()
+
+
+def test_the_example_config_has_the_defaults_of_limits_and_the_step_margin() -> None:
+    settings = load(EXAMPLE, environ={})
+    defaults = from_mapping({}, environ={})
+    assert settings.limits == defaults.limits
+    assert settings.limits.max_long_polls == 256
+    assert settings.database.step_idle_margin == defaults.database.step_idle_margin == 5.0
+
+
+def test_a_namespace_gets_half_the_step_slots_when_it_shares_the_node() -> None:
+    def namespaces(**extra: object) -> dict[str, object]:
+        return {name: {"processor": {"url": "http://x"}, **extra} for name in ("a", "b")}
+
+    alone = from_mapping({"namespaces": {"a": {"processor": {"url": "http://x"}}}}, environ={})
+    assert alone.step_slots("a") == 24
+    shared = from_mapping(
+        {"limits": {"max_steps_in_flight": 5}, "namespaces": namespaces()}, environ={}
+    )
+    assert (shared.step_slots("a"), shared.step_slots("b")) == (3, 3)
+    own = from_mapping({"namespaces": namespaces(max_steps_in_flight=30)}, environ={})
+    assert own.step_slots("a") == 24  # never more than the node has
+    two = from_mapping({"namespaces": namespaces(max_steps_in_flight=2)}, environ={})
+    assert two.step_slots("b") == 2
+    with pytest.raises(SettingsError, match="max_steps_in_flight"):
+        from_mapping({"namespaces": namespaces(max_steps_in_flight=0)}, environ={})
+    with pytest.raises(SettingsError, match="max_long_polls"):
+        from_mapping({"limits": {"max_long_polls": 0}}, environ={})

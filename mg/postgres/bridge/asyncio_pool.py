@@ -147,6 +147,12 @@ class AsyncioPoolBridge(Bridge):
         pool = self._pool
         assert pool is not None, "connections exist only while the pool does"
         try:
+            conn.is_closed()
+        except asyncpg.InterfaceError:
+            # The server ended the session (an idle-in-transaction timeout, a terminated
+            # backend): asyncpg has already released the connection and detached its proxy.
+            return
+        try:
             if broken and not conn.is_closed():
                 _log.info("terminating a connection left in doubt by its last unit of work")
                 conn.terminate()
