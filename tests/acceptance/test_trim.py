@@ -16,6 +16,7 @@ from tests.support.api import Api, body
 from tests.support.cli import mg_thread
 from tests.support.cluster import NodeFactory, api_for
 from tests.support.processor import Answer, FakeProcessor, Seen
+from tests.support.sql import sql
 
 
 def args_of(seen: Seen) -> Any:
@@ -70,6 +71,17 @@ async def test_history_bounds_in_messagepack_answers(node: Node, processor: Fake
         machine = msgpack.unpackb(response.content)
         assert machine["history_bounds"] == {"first": 3, "last": 3}
         assert [e["id"] for e in machine["history"]] == [3]
+
+
+async def test_trimmed_machines_show_in_their_psql_view(
+    api: Api, processor: FakeProcessor, database_url: str
+) -> None:
+    processor.behaviour = appending
+    await api.start("kept", {"events": 3})
+    await api.start("m", {"events": 6, "trim": 5})
+    async with sql(database_url) as db:
+        rows = await db.fetch("SELECT ns, id, first, last, held, trimmed FROM mg_trimmed_machines")
+    assert [tuple(r) for r in rows] == [("test", "m", 5, 6, 2, 4)]
 
 
 async def test_ranges_work_on_the_held_span(api: Api, processor: FakeProcessor) -> None:
