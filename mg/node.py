@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
+from mg.connections import raise_open_file_limit
 from mg.core.facts import Observer, ignore
 from mg.errors import MgError
+from mg.http_server import serve
 from mg.loops.claims import ClaimLoop
 from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.bridge.interface import Bridge
@@ -69,7 +70,7 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
     config.bind = [f"{settings.server.host}:{bind_port}"]
     config.graceful_timeout = settings.server.graceful_timeout
     config.accesslog = None
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = settings.server.keep_alive_timeout
     if settings.server.certfile:
         config.certfile = settings.server.certfile
         config.keyfile = settings.server.keyfile
@@ -78,6 +79,32 @@ def hypercorn_config(settings: Settings, port: int | None = None) -> HypercornCo
         config.ca_certs = settings.server.ca_certs
         config.verify_mode = ssl.CERT_REQUIRED
     return config
+
+
+# Descriptors kept for what is not a client connection: Postgres, processors, logs, files.
+_RESERVED_DESCRIPTORS = 128
+
+
+def connection_cap(settings: Settings) -> int:
+    """``server.max_connections``, lowered to what the open-file limit leaves room for (the
+    soft limit is raised to the hard one first)."""
+    limit = raise_open_file_limit()
+    reserved = (
+        _RESERVED_DESCRIPTORS
+        + settings.database.pool_size
+        + sum(ns.processor_max_connections for ns in settings.namespaces.values())
+    )
+    room = max(limit - reserved, 16)
+    if room < settings.server.max_connections:
+        log.warning(
+            "server.max_connections %d is more than the open-file limit %d leaves room for; "
+            "capping client connections at %d",
+            settings.server.max_connections,
+            limit,
+            room,
+        )
+        return room
+    return settings.server.max_connections
 
 
 async def _until_migrated(bridge: Bridge) -> None:
@@ -187,10 +214,14 @@ async def _serve_http(
     *,
     task_status: trio.TaskStatus[list[str]],
 ) -> None:
+    parts.connections.cap = connection_cap(settings)
     try:
         await serve(
             parts.app,
             hypercorn_config(settings, port),
+            parts.connections,
+            http2=settings.server.http2,
+            max_body_bytes=settings.server.max_body_bytes,
             shutdown_trigger=shutdown.wait,
             task_status=task_status,
         )

@@ -83,6 +83,9 @@ class Server:
     port: int = 8022
     max_body_bytes: int = 4 * 1024 * 1024
     graceful_timeout: float = 10.0
+    keep_alive_timeout: float = 75.0
+    max_connections: int = 4096
+    http2: bool = False
     certfile: str | None = None
     keyfile: str | None = None
     ca_certs: str | None = None
@@ -251,6 +254,12 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise SettingsError(f"{self.key(name)} must be a non-negative number")
         return float(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise SettingsError(f"{self.key(name)} must be true or false")
+        return value
 
     def duration(self, name: str, default: float) -> float:
         value = self.get(name, default)
@@ -500,6 +509,9 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         port=server_table.integer("port", 8022),
         max_body_bytes=server_table.integer("max_body_bytes", 4 * 1024 * 1024, minimum=1),
         graceful_timeout=server_table.duration("graceful_timeout", 10.0),
+        keep_alive_timeout=server_table.duration("keep_alive_timeout", 75.0),
+        max_connections=server_table.integer("max_connections", 4096, minimum=1),
+        http2=server_table.boolean("http2", False),
         certfile=server_table.string("certfile", None),
         keyfile=server_table.string("keyfile", None),
         ca_certs=server_table.string("ca_certs", None),

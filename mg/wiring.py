@@ -17,8 +17,13 @@ import trio
 
 from mg.adapters.modernizer_http import HttpModernizer
 from mg.adapters.processor_http import HttpProcessor
+from mg.api.admission import Admission
 from mg.api.app import App, create_app
+from mg.api.auth import Authenticator
 from mg.api.operator import Operator
+from mg.connections import Connections
+from mg.console.app import add_console
+from mg.console.web import Console
 from mg.core.facts import Observer
 from mg.core.sink import sequencer_topic
 from mg.loops.claims import ClaimLoop
@@ -29,6 +34,7 @@ from mg.observability.metrics import Metrics
 from mg.observability.observers import fan_out
 from mg.observability.sampler import Sampler
 from mg.postgres.bridge.interface import Bridge
+from mg.postgres.console_reads import PostgresConsoleReads
 from mg.postgres.gauges import PostgresGauges
 from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
@@ -95,6 +101,7 @@ class Parts:
     sink_reader: SinkReader
     sampler: Sampler
     app: App
+    connections: Connections
     processor: HttpProcessor
     modernizer: HttpModernizer
 
@@ -154,6 +161,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
     )
     sink_log = PostgresSinks(bridge)
     sink_reader = SinkReader(settings, sink_log, wakeups, sink_log)
+    connections = Connections(settings.server.max_connections)
     app = create_app(
         service,
         max_body_bytes=settings.server.max_body_bytes,
@@ -163,6 +171,23 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         max_requests_in_flight=settings.limits.max_requests_in_flight,
         max_long_polls=settings.limits.max_long_polls,
         ready=ready,
+        connections=connections,
+    )
+    # The operator console (/ui/): another driver of the same service, same tokens.
+    add_console(
+        app,
+        Console(
+            service=service,
+            sinks=sink_reader,
+            chain=PostgresSinks(bridge),
+            reads=PostgresConsoleReads(bridge, tuple(settings.namespaces)),
+            authenticator=Authenticator(settings.auth),
+            namespaces=tuple(settings.namespaces),
+            sink_names=tuple(settings.sinks),
+            ready=ready,
+            admission=Admission(settings.limits.max_requests_in_flight),
+            long_polls=Admission(settings.limits.max_long_polls, "sink long-polls"),
+        ),
     )
     sampler = Sampler(
         PostgresGauges(bridge),
@@ -183,6 +208,7 @@ def assemble(settings: Settings, bridge: Bridge, observer: Observer, ready: trio
         sink_reader=sink_reader,
         sampler=sampler,
         app=app,
+        connections=connections,
         processor=processor,
         modernizer=modernizer,
     )

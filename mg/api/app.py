@@ -9,21 +9,41 @@ from typing import Any
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from mg.api import bodies, errors, requests, routes
 from mg.api.admission import Admission, is_long_poll
 from mg.api.auth import Authenticator
+from mg.api.frontdoor import DISPATCH_PATH, FrontDoor
 from mg.api.instrument import HttpMetrics
-from mg.api.operator import ALL_METHODS, ROUTE_KEY, Operator, add_operator_routes, mark_route
+from mg.api.operator import (
+    ALL_METHODS,
+    ROUTE_KEY,
+    Operator,
+    add_operator_routes,
+    any_method,
+    mark_route,
+)
+from mg.connections import Connections
 from mg.core import log_context as context
 from mg.core.trace import TraceContext, continue_or_start
-from mg.errors import InvalidRequest, MgError, PayloadTooLarge, Unavailable
+from mg.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    MgError,
+    PayloadTooLarge,
+    RouteNotFound,
+    Unavailable,
+)
 from mg.service.machines import MachineService
 from mg.service.sinks import SinkReader
 from mg.settings import Auth
 
 log = logging.getLogger("mg.api")
+
+# Bodies larger than this are decoded in a worker thread, so the event loop keeps serving.
+_DECODE_IN_THREAD = 64 * 1024
 
 
 def _respond(
@@ -63,7 +83,11 @@ async def _answer(
         data = await request.get_data(cache=False, as_text=False, parse_form_data=False)
     except RequestEntityTooLarge as error:
         raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes") from error
-    body = bodies.decode(data, request.headers.get("content-type"))
+    content_type = request.headers.get("content-type")
+    if len(data) > _DECODE_IN_THREAD:
+        body = await trio.to_thread.run_sync(bodies.decode, data, content_type)
+    else:
+        body = bodies.decode(data, content_type)
     query = _single_values(request.args)
     if route.query is not None:
         requests.only_query(query, route.query)
@@ -94,6 +118,7 @@ def create_app(
     max_requests_in_flight: int = 1024,
     max_long_polls: int = 256,
     ready: trio.Event | None = None,
+    connections: Connections | None = None,
 ) -> QuartTrio:
     """A fresh app per node (one app object reused across test sessions breaks)."""
     app = QuartTrio("mg", static_folder=None)
@@ -120,12 +145,18 @@ def create_app(
         request_type = bodies.media_type(request.headers.get("content-type")) or None
         media = bodies.response_type(request.headers.get("accept"), request_type)
         try:
-            segments = routes.split_path(request.scope.get("raw_path") or request.path.encode())
+            segments = routes.split_path(_raw_path())
             route, params = routes.find(request.method, segments)
             mark_route(route.name)
             context.set_machine(params.get("ns"), params.get("id"))
+            authorization = request.headers.getlist("authorization")
+            if len(authorization) > 1:
+                # Which one a proxy in front would have used is anyone's guess.
+                raise InvalidRequest("the Authorization header is given more than once")
             authenticator.check(
-                request.headers.get("authorization"), ns=params.get("ns"), sink=params.get("sink")
+                authorization[0] if authorization else None,
+                ns=params.get("ns"),
+                sink=params.get("sink"),
             )
             if ready is not None and not ready.is_set():
                 raise Unavailable(
@@ -139,31 +170,50 @@ def create_app(
         except MgError as error:
             return _error_response(error, media, request_id)
         except Exception:
-            log.exception("unexpected error handling %s %s", request.method, request.path)
+            log.exception(
+                "unexpected error handling %s %s", request.method, _raw_path().decode("latin-1")
+            )
             failure = MgError("internal error; see the node's log for request " + request_id)
             return _respond(500, errors.error_body(failure), media, request_id, {})
 
+    # The front door sends every /v1/ path here; mg routes on the raw path. Paths no other rule
+    # takes come here too, for mg's 404.
+    app.add_url_rule(DISPATCH_PATH, "dispatch", dispatch, methods=ALL_METHODS)
+    app.add_url_rule("/<path:path>", "unrouted", dispatch, methods=ALL_METHODS)
+    front_door = FrontDoor(app.asgi_app, connections)
+    app.asgi_app = front_door  # type: ignore[method-assign]
     if operator is not None:
         add_operator_routes(app, operator)
         app.asgi_app = HttpMetrics(  # type: ignore[method-assign]
-            app.asgi_app, operator.metrics, ROUTE_KEY
+            front_door, operator.metrics, ROUTE_KEY
         )
-    app.add_url_rule("/", "root", dispatch, methods=ALL_METHODS)
-    app.add_url_rule("/<path:path>", "dispatch", dispatch, methods=ALL_METHODS)
+    any_method(app)
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         # Raised by Quart before dispatch (e.g. a declared Content-Length over the limit).
         request_id = requests.request_id(request.headers.get("x-request-id"))
         media = bodies.response_type(request.headers.get("accept"), None)
-        mapped: MgError
-        if isinstance(error, RequestEntityTooLarge):
-            mapped = PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
-        else:
-            mapped = InvalidRequest(error.description or str(error))
-        return _error_response(mapped, media, request_id)
+        return _error_response(_mapped(error, max_body_bytes), media, request_id)
 
     return app
+
+
+def _mapped(error: HTTPException, max_body_bytes: int) -> MgError:
+    """Quart's and Werkzeug's own answers in mg's terms."""
+    if isinstance(error, RequestEntityTooLarge):
+        return PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
+    if isinstance(error, NotFound):
+        return RouteNotFound("no such path")
+    if isinstance(error, WerkzeugMethodNotAllowed):
+        allowed = tuple(sorted(error.valid_methods or ()))
+        return MethodNotAllowed(f"{request.method} is not allowed here", allowed)
+    return InvalidRequest(error.description or str(error))
+
+
+def _raw_path() -> bytes:
+    raw: bytes | None = request.scope.get("raw_path")
+    return raw if raw is not None else request.path.encode()
 
 
 def _single_values(args: Any) -> dict[str, str]:

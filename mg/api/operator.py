@@ -23,6 +23,13 @@ ROUTE_KEY = "mg.route"
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
+def any_method(app: QuartTrio) -> None:
+    """Let every rule take every method (TRACE, FOO...): the handlers answer 405 themselves,
+    with ``Allow``. Quart has no way to say so when adding a rule, Werkzeug does (``None``)."""
+    for rule in app.url_map.iter_rules():
+        rule.methods = None
+
+
 def mark_route(name: str) -> None:
     """Name the current request's route for the HTTP metrics (bounded label values)."""
     scope: dict[str, Any] = request.scope  # type: ignore[assignment]

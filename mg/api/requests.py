@@ -71,6 +71,14 @@ def _check_bounds(selection: Range, where: str) -> Range:
     return selection
 
 
+def _integral(value: Any) -> Any:
+    """``5.0`` is the integer 5 (JSON has one number type, and JSON Schema's ``integer`` takes
+    it); a float that is not a whole number stays a float, and is refused."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2.0**63:
+        return int(value)
+    return value
+
+
 def body_range(body: Mapping[str, Any]) -> Range:
     found = body.get("range")
     if isinstance(found, dict):
@@ -80,6 +88,7 @@ def body_range(body: Mapping[str, Any]) -> Range:
             raise InvalidRequest(f"unknown range member(s): {', '.join(extra)}")
         if "direction" in found and found["direction"] is None:
             raise InvalidRequest('range.direction must be "forward" or "backward"')
+        found = {key: _integral(value) for key, value in found.items()}
     try:
         return _check_bounds(parse_range(found), "range.")
     except ShapeError as error:

@@ -81,7 +81,8 @@ async def _stop_on_signal(run: _Run, scope: trio.CancelScope) -> None:
 
 def _explore(url: str, database_url: str) -> None:
     say()
-    say("mg demo keeps running. In another shell:")
+    say(f"mg demo keeps running. Open the console: {url}/ui/")
+    say("In another shell:")
     say(f"  export MG_URL={url} MG_NS={NS}")
     say("  mg machines list")
     say("  mg machines get order-A")

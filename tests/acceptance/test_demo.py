@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -79,6 +80,13 @@ async def test_the_kept_demo_answers_the_cli_and_stops_on_ctrl_c() -> None:
         ("order-A", "sleeping"),
         ("order-B", "sleeping"),
     ]
+    console = re.search(r"Open the console: (\S+)", text)
+    assert console, text
+    assert console.group(1) == url.group(1) + "/ui/"
+    async with httpx.AsyncClient(trust_env=False) as http:
+        page = await http.get(console.group(1) + "namespaces/orders/machines/order-B")
+    assert page.status_code == 200
+    assert "order-B" in page.text
 
     process.send_signal(signal.SIGINT)
     with trio.fail_after(30):

@@ -106,6 +106,21 @@ def test_the_state_cache_has_a_budget_and_can_be_turned_off() -> None:
     assert (off.max_bytes, off.events) == (0, 5)
 
 
+def test_the_front_door_knobs_and_their_defaults() -> None:
+    for settings in (from_mapping({}, environ={}), load(EXAMPLE, environ={})):
+        assert settings.server.keep_alive_timeout == 75.0
+        assert settings.server.max_connections == 4096
+        assert settings.server.http2 is False
+    set_ = from_mapping(
+        {"server": {"keep_alive_timeout": "5s", "max_connections": 10, "http2": True}}, environ={}
+    )
+    assert (set_.server.keep_alive_timeout, set_.server.max_connections) == (5.0, 10)
+    assert set_.server.http2 is True
+    for wrong in ({"http2": "yes"}, {"max_connections": 0}, {"keep_alive_timeout": "soon"}):
+        with pytest.raises(SettingsError):
+            from_mapping({"server": wrong}, environ={})
+
+
 def test_processor_answer_bounds_default_and_can_be_set_per_namespace() -> None:
     example = load(EXAMPLE, environ={}).namespaces["orders"]
     assert example.processor_max_reply_bytes == 16 * 1024 * 1024

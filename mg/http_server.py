@@ -1,0 +1,210 @@
+"""Serving the client API with hypercorn's trio worker, with mg's own listener and HTTP/1.1
+rules around it.
+
+``hypercorn.trio.serve`` is followed step for step, with three differences:
+
+* the listeners are wrapped in a ``CappedListener`` and every connection is tracked in
+  ``Connections`` (the cap on open connections, see ``mg.connections``);
+* HTTP/2 is offered only when configured: without it an ``Upgrade: h2c`` header is ignored and
+  the HTTP/2 preface is just a bad HTTP/1.1 request (TLS offers ``http/1.1`` only by ALPN);
+* ``100 Continue`` is sent only when the declared ``Content-Length`` is within
+  ``max_body_bytes``: a body that will be refused with 413 is not invited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import h11
+import trio
+from hypercorn.config import Config
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.statsd import StatsdLogger
+from hypercorn.trio.task_group import TaskGroup
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import (
+    ShutdownError,
+    parse_socket_addr,
+    raise_shutdown,
+    repr_socket_addr,
+    wrap_app,
+)
+
+from mg.connections import CappedListener, Connections
+
+
+class _Connection(h11.Connection):
+    """h11's connection, told whether the request's body is welcome before it invites it."""
+
+    invite = True
+
+    @property
+    def they_are_waiting_for_100_continue(self) -> bool:
+        return self.invite and bool(super().they_are_waiting_for_100_continue)
+
+
+def _declared_length(request: h11.Request) -> int:
+    for name, value in request.headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+class _H11(H11Protocol):
+    def __init__(self, *args: Any, http2: bool, max_body_bytes: int) -> None:
+        super().__init__(*args)
+        self.connection = _Connection(
+            h11.SERVER, max_incomplete_event_size=self.config.h11_max_incomplete_size
+        )
+        self._http2 = http2
+        self._max_body_bytes = max_body_bytes
+
+    async def _check_protocol(self, event: h11.Request) -> None:
+        if self._http2:
+            await super()._check_protocol(event)
+
+    async def _create_stream(self, request: h11.Request) -> None:
+        if isinstance(self.connection, _Connection):
+            self.connection.invite = _declared_length(request) <= self._max_body_bytes
+        await super()._create_stream(request)
+
+
+class _Protocols(ProtocolWrapper):
+    def __init__(self, *args: Any, http2: bool, max_body_bytes: int) -> None:
+        super().__init__(*args)
+        if isinstance(self.protocol, H11Protocol):
+            self.protocol = _H11(*args[:9], http2=http2, max_body_bytes=max_body_bytes)
+
+
+class _TCPServer(TCPServer):
+    """hypercorn's connection handler with ``_Protocols`` in place of ``ProtocolWrapper``."""
+
+    http2 = False
+    max_body_bytes = 0
+
+    async def run(self) -> None:
+        try:
+            try:
+                with trio.fail_after(self.config.ssl_handshake_timeout):
+                    await self.stream.do_handshake()
+            except (trio.BrokenResourceError, trio.TooSlowError):
+                return
+            alpn_protocol = self.stream.selected_alpn_protocol()
+            socket = self.stream.transport_stream.socket
+            ssl = True
+        except AttributeError:  # not TLS
+            alpn_protocol = "http/1.1"
+            socket = self.stream.socket
+            ssl = False
+        try:
+            client = parse_socket_addr(socket.family, socket.getpeername())
+            server = parse_socket_addr(socket.family, socket.getsockname())
+            async with TaskGroup() as task_group:
+                self._task_group = task_group
+                self.protocol = _Protocols(
+                    self.app,
+                    self.config,
+                    self.context,
+                    task_group,
+                    ConnectionState(self.state),
+                    ssl,
+                    client,
+                    server,
+                    self.protocol_send,
+                    alpn_protocol,
+                    http2=self.http2,
+                    max_body_bytes=self.max_body_bytes,
+                )
+                await self.protocol.initiate()
+                await self.idle_task.restart(self._task_group, self._idle_timeout)
+                await self._read_data()
+        except OSError:
+            pass
+        finally:
+            await self._close()
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The client is gone: hypercorn would keep the socket until the idle timer ran out
+        # (keep_alive_timeout), holding a descriptor for nothing.
+        await self.idle_task.stop()
+
+
+async def serve(
+    app: Any,
+    config: Config,
+    connections: Connections,
+    *,
+    http2: bool,
+    max_body_bytes: int,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until ``shutdown_trigger`` returns, then drain within the graceful
+    timeout (``hypercorn.trio.serve`` otherwise)."""
+    if not http2:
+        config.alpn_protocols = ["http/1.1"]
+    config.set_statsd_logger_class(StatsdLogger)
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    context = WorkerContext(None)
+
+    async def handle(stream: Any) -> None:
+        with connections.opened(stream):
+            server = _TCPServer(
+                wrapped, config, context, ConnectionState(lifespan_state.copy()), stream
+            )
+            server.http2 = http2
+            server.max_body_bytes = max_body_bytes
+            await server.run()
+
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as server_nursery:
+            sockets = config.create_sockets()
+            ssl_context = config.create_ssl_context()
+            listeners: list[trio.abc.Listener[Any]] = []
+            binds = []
+            for sock, secure in [(s, True) for s in sockets.secure_sockets] + [
+                (s, False) for s in sockets.insecure_sockets
+            ]:
+                sock.listen(config.backlog)
+                listener: trio.abc.Listener[Any] = trio.SocketListener(
+                    trio.socket.from_stdlib_socket(sock)
+                )
+                if secure:
+                    assert ssl_context is not None
+                    listener = trio.SSLListener(listener, ssl_context, https_compatible=True)
+                listeners.append(CappedListener(listener, connections))
+                bind = repr_socket_addr(sock.family, sock.getsockname())
+                binds.append(f"{'https' if secure else 'http'}://{bind}")
+            task_status.started(binds)
+            try:
+                async with trio.open_nursery(strict_exception_groups=True) as nursery:
+                    nursery.start_soon(raise_shutdown, shutdown_trigger)
+                    nursery.start_soon(
+                        partial(
+                            trio.serve_listeners, handle, listeners, handler_nursery=server_nursery
+                        )
+                    )
+                    await trio.sleep_forever()
+            except BaseExceptionGroup as error:
+                _, others = error.split(ShutdownError)
+                if others is not None:
+                    raise others from None
+            finally:
+                await context.terminated.set()
+                server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
