@@ -20,6 +20,7 @@ from mg.postgres.sql_files import sql_dir
 from mg.service.sink_verify import verify_chain
 from tests.acceptance.test_sink import sink_events, sink_read
 from tests.acceptance.test_sink_replication import subscriber  # noqa: F401  (a fixture)
+from tests.acceptance.test_sink_verify import verify as run_verify
 from tests.support.api import Api, body
 from tests.support.cluster import NodeFactory, api_for
 from tests.support.processes import NodeProcess, write_config
@@ -249,3 +250,19 @@ async def test_a_downstream_replica_keeps_what_retention_prunes(
     finally:
         drop = "DROP SUBSCRIPTION IF EXISTS mg_sink_copy"
         await trio.to_thread.run_sync(run_psql, subscriber.bin_dir, replica_url, drop)
+
+
+async def test_mg_sink_verify_checks_a_pruned_sink_from_its_anchor(
+    nodes: NodeFactory, database_url: str
+) -> None:
+    node: Node = await nodes(**retained(max_events=8))
+    async with api_for(node) as api:
+        await write(api, machines=3, calls=5)  # 18 events
+        await until(api, lambda b: (b["first"], b["last"]) == (11, 18))
+    code, out = await run_verify(database_url, "main")
+    assert (code, out.strip()) == (0, "sink 'main': chain intact, 8 events, positions 11..18")
+    code, out = await run_verify(database_url, "main", "--from", "14")
+    assert (code, "positions 14..18" in out) == (0, True)
+    code, out = await run_verify(database_url, "main", "--from", "3")
+    assert code == 2
+    assert "pruned" in out
