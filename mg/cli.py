@@ -32,8 +32,14 @@ from mg.logs import configure_logging
 from mg.runtime import tune_garbage_collector
 from mg.settings import Settings, SettingsError, load
 from mg.sink_cli import CANNOT, add_sink_commands, run_sink_command
+from mg.startup import CannotRun
 
 log = logging.getLogger("mg")
+
+# Exit codes: 0 done; 1 migrations pending (`mg migrate --check`), or an unexpected error; 2 bad
+# configuration; 3 schema incompatible; 4 mg's resources missing; 5 Postgres refuses the node
+# (mg.startup, docs/upgrading.md).
+CHECK_PENDING = 1
 
 
 class Interrupted(Exception):
@@ -119,21 +125,46 @@ async def _serve(settings: Settings, url: str) -> None:
         async with running_node(settings, url, wait_ready=False) as node:
             tune_garbage_collector()
             log.info("mg is serving on %s", node.url)
-            async for signum in signals:
-                log.info("received %s; draining in-flight requests", signal.Signals(signum).name)
-                node.stop()
-                break
+            async with trio.open_nursery() as nursery:
+
+                async def on_signal() -> None:
+                    async for signum in signals:
+                        name = signal.Signals(signum).name
+                        log.info("received %s; draining in-flight requests", name)
+                        node.stop()
+                        break
+
+                async def on_stop() -> None:
+                    # The node stopped itself (a cause that waiting will not heal).
+                    await node.shutdown.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(on_signal)
+                nursery.start_soon(on_stop)
 
 
-async def _migrate(settings: Settings, url: str) -> None:
+async def _migrate(settings: Settings, url: str, check: bool) -> int:
     from mg.postgres.bridge.factory import make_bridge
+    from mg.postgres.failures import refusal
+    from mg.postgres.migrations import check as check_schema
     from mg.postgres.migrations import migrate
 
-    bridge = make_bridge(settings.database.bridge, url, min_size=1, max_size=2, connect_timeout=10)
+    bridge = make_bridge(settings.database.bridge, url, min_size=0, max_size=2, connect_timeout=10)
     await bridge.open()
     try:
-        applied = await migrate(bridge)
+        if check:
+            plan = await check_schema(bridge)
+            print(plan.describe())
+            return CHECK_PENDING if plan.pending else 0
+        # The operator's own step: also the migrations that stop nodes of older code.
+        applied = await migrate(bridge, leave_behind=True)
         print(f"applied migrations: {applied}" if applied else "the schema is up to date")
+        return 0
+    except Exception as error:
+        refused = refusal(error)
+        if refused is None:
+            raise
+        raise refused from error
     finally:
         await bridge.close()
 
@@ -168,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (("serve", "run a node"), ("migrate", "apply the schema and exit")):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
+    commands.choices["migrate"].add_argument(
+        "--check",
+        action="store_true",
+        help="say what would be applied, change nothing; exit 1 if something would",
+    )
     sub = commands.choices["serve"]
     sub.add_argument("--log-format", choices=("json", "text"), help="override logging.format")
     add_machine_commands(commands)
@@ -176,11 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cannot_run(error: BaseException) -> CannotRun | None:
+    """The cause that stopped mg (``mg.startup``), found inside exception groups too."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _cannot_run(inner)
+            if found is not None:
+                return found
+        return None
+    return error if isinstance(error, CannotRun) else None
+
+
 def startup_failure(error: BaseException, listen: str = "the configured address") -> str | None:
     """One line for a failure that stops mg from starting (a port in use, a missing file, a
     database mg cannot use), found inside exception groups; ``None`` for anything else."""
     from mg.embedded.errors import EmbeddedPostgresError
-    from mg.postgres.migrations import MigrationError
 
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
@@ -199,7 +245,7 @@ def startup_failure(error: BaseException, listen: str = "the configured address"
         return f"{error.strerror}: {error.filename}"
     if isinstance(error, OSError):
         return f"cannot start: {error.strerror or error}"
-    if isinstance(error, EmbeddedPostgresError | MigrationError):
+    if isinstance(error, EmbeddedPostgresError):
         return str(error)
     return None
 
@@ -266,13 +312,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "sink":
                 return int(trio.run(run_sink_command, settings, url, args))
             else:
-                trio.run(_migrate, settings, url)
+                return int(trio.run(_migrate, settings, url, args.check))
     except Interrupted as signum:
         log.info("received %s; stopped", signum)
     except EmbeddedPostgresError as error:
         print(f"mg: {error}", file=sys.stderr)
         return CANNOT if args.command == "sink" else 1
     except Exception as error:
+        cause = _cannot_run(error)
+        if cause is not None:
+            # One line naming the cause, and an exit code of its own: not an outage to wait out.
+            log.error("mg cannot run: %s", cause)
+            return cause.exit_code
         found = startup_failure(error, f"{settings.server.host}:{settings.server.port}")
         if found is None:
             raise

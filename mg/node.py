@@ -6,6 +6,11 @@ supervisor, which retries with back-off until Postgres answers and the schema is
 only then starts the background loops (wake-ups, timers, notifications, sink sequencers, the
 metrics sampler). A Postgres lost later means 503s and back-off in every loop, never an exit.
 
+Only a connection-level failure is waited for. A cause that waiting will not heal (``CannotRun``:
+mg's SQL not installed, a database URL the driver cannot use, Postgres refusing the node, a
+schema this code cannot run against) stops the node: ``Node.refusal`` says why, and
+``running_node`` raises it (``mg serve`` exits with its code, docs/upgrading.md).
+
 Stop: the HTTP server stops accepting and finishes the requests in flight, the timer and
 notification loops stop claiming and finish the steps in flight, all within
 ``server.graceful_timeout``; whatever is left then is cancelled (a cancelled step is rolled back
@@ -31,14 +36,16 @@ from mg.http_server import serve
 from mg.loops.claims import ClaimLoop
 from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.bridge.interface import Bridge
-from mg.postgres.failures import translate
-from mg.postgres.migrations import MigrationError, migrate
+from mg.postgres.failures import refusal, translate
+from mg.postgres.migrations import migrate
 from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
+from mg.postgres.sql_files import migrations, queries
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.steps import Steps
 from mg.settings import Settings
+from mg.startup import CannotRun
 from mg.wiring import Parts, assemble
 
 log = logging.getLogger("mg.node")
@@ -57,8 +64,14 @@ class Node:
     sequencers: tuple[Sequencer, ...] = ()
     pruners: tuple[Pruner, ...] = ()
     ready: trio.Event = field(default_factory=trio.Event)
+    refusal: CannotRun | None = None
 
     def stop(self) -> None:
+        self.shutdown.set()
+
+    def refuse(self, cause: CannotRun) -> None:
+        """Stop the node for a cause that waiting will not heal."""
+        self.refusal = cause
         self.shutdown.set()
 
 
@@ -108,14 +121,18 @@ def connection_cap(settings: Settings) -> int:
 
 
 async def _until_migrated(bridge: Bridge) -> None:
-    """Migrate, retrying with back-off while Postgres does not answer."""
+    """Migrate, retrying with back-off while Postgres does not answer; ``CannotRun`` for the
+    causes that retrying will not heal."""
     backoff = 0.2
     while True:
         try:
             applied = await migrate(bridge)
-        except MigrationError:
-            raise  # a schema this mg cannot run on: retrying will not help
+        except CannotRun:
+            raise
         except Exception as error:
+            refused = refusal(error)
+            if refused is not None:
+                raise refused from error
             if translate(error, doing="migrating") is None and not isinstance(error, MgError):
                 raise
             log.warning("waiting for Postgres (%s); retrying in %.1fs", error, backoff)
@@ -128,11 +145,16 @@ async def _until_migrated(bridge: Bridge) -> None:
 
 
 async def _background(
-    parts: Parts, bridge: Bridge, ready: trio.Event, *, task_status: trio.TaskStatus[None]
+    parts: Parts, bridge: Bridge, node: Node, *, task_status: trio.TaskStatus[None]
 ) -> None:
     """Wait for the database, then run everything that needs it."""
     task_status.started()
-    await _until_migrated(bridge)
+    try:
+        await _until_migrated(bridge)
+    except CannotRun as cause:
+        node.refuse(cause)
+        return
+    ready = node.ready
     async with trio.open_nursery() as nursery:
         await nursery.start(parts.wakeups.run)
         await nursery.start(parts.sampler.run)
@@ -160,7 +182,11 @@ async def running_node(
     ``port=0`` binds a free port (tests); the node's ``url`` says which. ``observer`` receives
     the facts the node reports. With ``wait_ready`` the block starts once the database is
     reachable and migrated; without, as soon as HTTP is up (``node.ready`` tells the rest).
+    A cause that waiting will not heal stops the node and is raised (``CannotRun``).
     """
+    # An install without mg's SQL says so before anything starts (ResourceMissing).
+    migrations()
+    queries()
     # No connection at open (min_size 0): a node starts even while Postgres is away.
     bridge = make_bridge(
         settings.database.bridge,
@@ -179,7 +205,6 @@ async def running_node(
             nursery.start_soon(parts.sink_reader.close_when, shutdown)
             http_done = trio.Event()
             binds = await nursery.start(_serve_http, parts, settings, port, shutdown, http_done)
-            await nursery.start(_background, parts, bridge, ready)
             node = Node(
                 url=binds[0],
                 service=parts.service,
@@ -191,18 +216,33 @@ async def running_node(
                 pruners=parts.pruners,
                 ready=ready,
             )
+            await nursery.start(_background, parts, bridge, node)
             if wait_ready:
-                await ready.wait()
+                await _ready_or_stopped(node)
             try:
-                yield node
+                if node.refusal is None:
+                    yield node
             finally:
                 with trio.CancelScope(shield=True):
                     await _drain(parts, settings, shutdown, http_done)
                 nursery.cancel_scope.cancel()
+        if node.refusal is not None:
+            raise node.refusal
     finally:
         with trio.CancelScope(shield=True):
             await parts.aclose()
             await bridge.close()
+
+
+async def _ready_or_stopped(node: Node) -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def first(event: trio.Event) -> None:
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(first, node.ready)
+        nursery.start_soon(first, node.shutdown)
 
 
 async def _serve_http(

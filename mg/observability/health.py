@@ -1,8 +1,9 @@
 """Liveness and readiness.
 
-Live: the process answers HTTP. Ready: Postgres answers and every migration this mg knows is
-applied, so a load balancer sends traffic only to nodes that can serve it (a node started
-against a database that a newer or older mg migrated is not ready).
+Live: the process answers HTTP. Ready: Postgres answers, every migration this mg knows is
+applied and no newer one has left this code behind, so a load balancer sends traffic only to
+nodes that can serve it; when not ready, the answer names the cause (a schema this code cannot
+run on is named in full: docs/upgrading.md).
 
 Readiness answers within ``timeout`` (2 s) whatever Postgres does, a frozen server included:
 the check is abandoned at the bound and the answer is "not ready". The reason is in words that
@@ -18,11 +19,10 @@ from dataclasses import dataclass
 import trio
 
 from mg.postgres.bridge.interface import Bridge
-from mg.postgres.migrations import is_current
+from mg.postgres.migrations import schema_problem
 
 log = logging.getLogger("mg.health")
 NO_ANSWER = "Postgres does not answer"
-NOT_MIGRATED = "the database schema is not migrated to this mg's version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +42,13 @@ class Health:
         # The bridge's own timeout leaves room for the answer; the outer bound is the promise.
         with trio.move_on_after(self._timeout * 0.9):
             try:
-                current = await is_current(self._bridge, timeout=self._timeout * 0.75)
+                problem = await schema_problem(self._bridge, timeout=self._timeout * 0.75)
             except Exception as error:
                 cause = f"{type(error).__name__}: {error}"
             else:
                 self._last_cause = ""
-                if not current:
-                    return Readiness(False, NOT_MIGRATED)
+                if problem is not None:
+                    return Readiness(False, problem)
                 return Readiness(True, "Postgres answers and the schema is current")
         cause = cause or f"no answer within {self._timeout * 0.9:.1f} s"
         if cause != self._last_cause:

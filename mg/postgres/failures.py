@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 
 from mg.errors import DeadlineExceeded, MgError, StorageUnavailable
+from mg.startup import BadConfiguration, CannotRun, DatabaseRefused
 
 # SQLSTATE classes and codes that mean "the database is (transiently) not there for us":
 # 08 connection exception, 53 insufficient resources, 57P0x shutdown / cannot connect now,
@@ -75,6 +76,24 @@ def translate(error: BaseException, *, doing: str) -> MgError | None:
         | EOFError,
     ):
         return _unavailable(error, doing)
+    return None
+
+
+# Postgres answers, and says no: waiting will not change its mind. 28: invalid authorization
+# (password, role, pg_hba), 3D000: no such database, 42501: no privilege (to create mg's tables).
+_REFUSED_CLASSES = ("28",)
+_REFUSED_CODES = {"3D000", "42501"}
+
+
+def refusal(error: BaseException) -> CannotRun | None:
+    """The cause that stops a node starting up, when ``error`` is not an outage: a database URL
+    the driver cannot use, or a Postgres that refuses this node."""
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):
+        return BadConfiguration(f"the database URL cannot be used: {error}")
+    if isinstance(error, asyncpg.PostgresError):
+        state = getattr(error, "sqlstate", None) or ""
+        if state[:2] in _REFUSED_CLASSES or state in _REFUSED_CODES:
+            return DatabaseRefused(f"Postgres refuses this node: {error} (SQLSTATE {state})")
     return None
 
 

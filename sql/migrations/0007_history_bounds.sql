@@ -1,3 +1,4 @@
+-- compatible-with: 6
 -- Trimming (contract v1.1, section 7): the oldest event a machine holds, kept on its row so
 -- that history bounds and range arithmetic never scan events. `first_event_id = last_event_id
 -- + 1` when none is held.

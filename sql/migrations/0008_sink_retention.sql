@@ -1,3 +1,4 @@
+-- compatible-with: 6
 -- Sink retention (contract v1.1, section 7): what a sink's pruner has deleted.
 --
 -- first: the first position the sink holds (older ones were pruned); anchor: the hash of

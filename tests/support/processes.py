@@ -59,9 +59,14 @@ def _is_table(value: dict[str, Any]) -> bool:
 class NodeProcess:
     """``python -m mg serve`` in a child process."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
+        """``cwd``: where to run it (``python -m`` puts the working directory first on the path,
+        so a node of other code runs from elsewhere than this checkout)."""
         self.config = config
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
         self.process: trio.Process | None = None
         self.url = ""
         self.lines: list[dict[str, Any]] = []
@@ -79,6 +84,7 @@ class NodeProcess:
                 stderr=-1,
                 stdout=subprocess.DEVNULL,
                 env=self.env,
+                cwd=self.cwd,
                 check=False,
             )
         )

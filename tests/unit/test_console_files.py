@@ -16,7 +16,13 @@ CONSOLE = Path(mg.console.__file__).resolve().parent
 
 def test_every_template_and_static_file_is_package_data() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    globs = config["tool"]["setuptools"]["package-data"]["mg.console"]
+    # Globs of mg.console itself, or of its data folders listed as packages (mg.console.static).
+    globs = [
+        glob if package == "mg.console" else f"{package.removeprefix('mg.console.')}/{glob}"
+        for package, patterns in config["tool"]["setuptools"]["package-data"].items()
+        if package == "mg.console" or package.startswith("mg.console.")
+        for glob in patterns
+    ]
     files = [
         path.relative_to(CONSOLE).as_posix()
         for folder in ("templates", "static")
