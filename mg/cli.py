@@ -337,6 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Commands that talk to a node need neither a config file nor a database.
     if getattr(args, "remote", None) is not None:
         return run_remote(args.remote, args)
+    if args.command == "sink" and getattr(args, "file", None) is not None:
+        from mg.commands.sink_archive import verify_file_command
+
+        return verify_file_command(args)
     if args.command == "demo":
         from mg.demo.command import run_demo
 

@@ -47,6 +47,17 @@ class SinkNotFound(LogicError):
     code = "sink_not_found"
 
 
+class SinkEventsPruned(LogicError):
+    """A sink read would start below the sink's first held position (PROTOCOL section 7);
+    ``details["first"]`` is that position."""
+
+    code = "sink_events_pruned"
+
+    @property
+    def first(self) -> Any:
+        return self.details.get("first")
+
+
 class MachineAlreadyExists(LogicError):
     code = "machine_already_exists"
 

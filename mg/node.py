@@ -39,6 +39,7 @@ from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.bridge.interface import Bridge
 from mg.postgres.failures import refusal, translate
 from mg.postgres.migrations import migrate
+from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sql_files import migrations, queries
 from mg.service.machines import MachineService
@@ -63,6 +64,7 @@ class Node:
     notification_loop: ClaimLoop[NotificationClaim]
     shutdown: trio.Event
     sequencers: tuple[Sequencer, ...] = ()
+    pruners: tuple[Pruner, ...] = ()
     ready: trio.Event = field(default_factory=trio.Event)
     refusal: CannotRun | None = None
 
@@ -175,6 +177,8 @@ async def _run_database(database: Database, named: bool, node: Node) -> None:
         await nursery.start(database.sampler.run)
         for sequencer in database.sequencers:
             await nursery.start(sequencer.run)
+        for pruner in database.pruners:
+            await nursery.start(pruner.run)
         assert database.timer_loop is not None
         assert database.notification_loop is not None
         await nursery.start(database.timer_loop.run)
@@ -241,6 +245,7 @@ async def running_node(
                 notification_loop=parts.notification_loop,
                 shutdown=shutdown,
                 sequencers=parts.sequencers,
+                pruners=parts.pruners,
                 ready=ready,
             )
             await nursery.start(_background, parts, node)

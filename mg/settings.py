@@ -54,6 +54,8 @@ class Namespace:
     timer_retries: RetryPolicy = field(default_factory=RetryPolicy)
     notification_retries: RetryPolicy = field(default_factory=RetryPolicy)
     modernizer: Modernizer | None = None
+    # history.max_events: after every step only the newest N events are kept (None: all).
+    history_max_events: int | None = None
     # ``[namespaces.X] database.url``; None: the default database (``[database] url``).
     database_url: str | None = field(default=None, repr=False)
 
@@ -129,6 +131,20 @@ class Sink:
     poll_interval: float = 1.0
     max_wait: float = 60.0
     read_limit: int = 1000
+    retention: Retention | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """A sink's retention (``[sinks.NAME] retention = {...}``, PROTOCOL section 7): events older
+    than ``max_age`` seconds or beyond the newest ``max_events`` are pruned, oldest first, by
+    one node of the cluster at a time, at most ``batch_size`` per transaction; the pruner looks
+    again every ``interval`` when it has nothing to do."""
+
+    max_age: float | None = None
+    max_events: int | None = None
+    batch_size: int = 1000
+    interval: float = 10.0
 
 
 # Sink names travel in URL paths, wake-up payloads (comma-separated) and lock keys: keep them plain.
@@ -323,11 +339,39 @@ def _sink(name: str, table: _Table) -> Sink:
         poll_interval=table.duration("poll_interval", default.poll_interval),
         max_wait=table.duration("max_wait", default.max_wait),
         read_limit=table.integer("read_limit", default.read_limit, minimum=1),
+        retention=_retention(table) if table.get("retention") is not None else None,
     )
     table.done()
     if sink.poll_interval <= 0:
         raise SettingsError(f"{table.key('poll_interval')} must be positive")
     return sink
+
+
+def _retention(sink: _Table) -> Retention:
+    table = sink.table("retention")
+    default = Retention()
+    max_age: float | None = None
+    if table.get("max_age") is not None:
+        if not isinstance(table.get("max_age"), str):
+            raise SettingsError(f'{table.key("max_age")} must be a duration such as "30d"')
+        max_age = table.duration("max_age", 0.0)
+        if max_age <= 0:
+            raise SettingsError(f"{table.key('max_age')} must be positive")
+    max_events: int | None = None
+    if table.get("max_events") is not None:
+        max_events = table.integer("max_events", 0, minimum=1)
+    retention = Retention(
+        max_age=max_age,
+        max_events=max_events,
+        batch_size=table.integer("batch_size", default.batch_size, minimum=1),
+        interval=table.duration("interval", default.interval),
+    )
+    table.done()
+    if max_age is None and max_events is None:
+        raise SettingsError(f"{table.where} needs max_age, max_events or both")
+    if retention.interval <= 0:
+        raise SettingsError(f"{table.key('interval')} must be positive")
+    return retention
 
 
 def _loop(table: _Table, default: Loop) -> Loop:
@@ -374,6 +418,11 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
             raise SettingsError(f"{mod.key('url')} is required")
         modernizer = Modernizer(mod_url, mod.integer("current_format_version", 1, minimum=1))
         mod.done()
+    history = table.table("history")
+    history_max_events: int | None = None
+    if history.get("max_events") is not None:
+        history_max_events = history.integer("max_events", 0, minimum=1)
+    history.done()
     namespace = Namespace(
         name=name,
         processor_url=url,
@@ -392,6 +441,7 @@ def _namespace(name: str, table: _Table, sinks: tuple[str, ...]) -> Namespace:
         timer_retries=timer_retries,
         notification_retries=notification_retries,
         modernizer=modernizer,
+        history_max_events=history_max_events,
         database_url=database_url,
     )
     table.done()

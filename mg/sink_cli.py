@@ -1,6 +1,8 @@
 """``mg sink ...``: commands about sinks. ``mg sink verify SINK [--from N]`` recomputes a sink's
-hash chain from the database (docs/sink.md); ``mg sink tail`` reads a sink through a node's HTTP
-API (``mg.commands.sink_tail``).
+hash chain from the database (docs/sink.md), from its first held position and anchor by
+default; ``mg sink tail`` and ``mg sink export`` read a sink through a node's HTTP API
+(``mg.commands.sink_tail``, ``mg.commands.sink_archive``); ``mg sink verify --file FILE``
+checks an export offline.
 
 Exit codes: 0 the chain holds, 1 a link is broken (the first one is named), 2 the check could not
 be made (unknown sink, ``--from`` without a stored predecessor, database unreachable).
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mg.commands.sink_archive import add_export_command
 from mg.commands.sink_tail import add_tail_command
 from mg.errors import MgError
 from mg.settings import Settings
@@ -22,22 +25,35 @@ def add_sink_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     sink = commands.add_parser("sink", help="work with sinks")
     sink_commands = sink.add_subparsers(dest="sink_command", required=True, metavar="COMMAND")
     add_tail_command(sink_commands)
+    add_export_command(sink_commands)
     verify = sink_commands.add_parser(
         "verify", help="recompute a sink's hash chain; exit 1 naming the first broken position"
     )
-    verify.add_argument("sink", help="the sink's name")
+    verify.add_argument(
+        "sink", nargs="?", help="the sink's name (with --file: optional, checked if given)"
+    )
+    verify.add_argument(
+        "--file",
+        type=Path,
+        metavar="FILE",
+        help="check an export (mg sink export) offline, without a node or a database",
+    )
     verify.add_argument(
         "--from",
         dest="start",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="start at position N, chaining from the stored hash of N-1 (default 1)",
+        help="start at position N, chaining from the stored hash of N-1 (default: the sink's "
+        "first held position, chaining from its anchor)",
     )
     verify.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
 
 
 async def run_sink_command(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    if args.sink is None:
+        print("mg: sink verify needs a sink's name (or --file FILE)")
+        return CANNOT
     # Imported here: the other commands of ``mg`` do not need the database stack.
     from mg.postgres.bridge.factory import make_bridge
     from mg.postgres.migrations import is_current

@@ -46,6 +46,7 @@ from mg.observability.observers import fan_out
 from mg.observability.sampler import Sampler
 from mg.postgres.bridge.interface import Bridge
 from mg.postgres.gauges import PostgresGauges
+from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sinks import PostgresSinks
 from mg.postgres.state_cache import StateCache
@@ -127,6 +128,10 @@ class Parts:
     def sequencers(self) -> tuple[Sequencer, ...]:
         return tuple(s for database in self.databases for s in database.sequencers)
 
+    @property
+    def pruners(self) -> tuple[Pruner, ...]:
+        return tuple(p for database in self.databases for p in database.pruners)
+
     async def aclose(self) -> None:
         await self.processor.aclose()
         await self.modernizer.aclose()
@@ -182,7 +187,8 @@ def assemble(
     owner = node_identity()
     for database in databases:
         _add_loops(settings, database, signals, owner, metrics, observer)
-    sink_reader = SinkReader(settings, RoutedSinkLog(routes), RoutedWakeups(routes))
+    sink_log = RoutedSinkLog(routes)
+    sink_reader = SinkReader(settings, sink_log, RoutedWakeups(routes), sink_log)
     connections = Connections(settings.server.max_connections)
     app = create_app(
         service,
@@ -263,6 +269,11 @@ def _add_loops(
     database.timer_loop = timer_loop
     database.notification_loop = notification_loop
     database.sequencers = sequencers
+    database.pruners = tuple(
+        Pruner(bridge, settings.sink_options[sink], observer=observer)
+        for sink in database.placement.sinks
+        if settings.sink_options[sink].retention is not None
+    )
     database.sampler = Sampler(
         PostgresGauges(bridge),
         metrics,

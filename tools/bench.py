@@ -10,7 +10,10 @@ Modes:
     timers  fire lag of timers due at a steady rate on top of many pending ones (1 or more nodes)
     scale   get/call latency on 10,000 vs 1,000,000 machines; a node's RSS after 100,000
     sink    events/s moved by one sink's sequencer with many writers, and the visibility lag
-            from a step's commit to the event being readable in the sink, end to end over HTTP
+            from a step's commit to the event being readable in the sink, end to end over HTTP;
+            with retention, events/s sequenced while the pruner runs, and the prune rate
+    trim    step latency and table size of a machine that appends one event per step and trims
+            to the newest 100, at 1,000, 10,000 and 100,000 steps
 
 Add a mode: a module ``tools/bench_<mode>.py`` with ``add_arguments(parser)`` and
 ``run(args, database_url) -> dict``, and one line in ``MODES``.
@@ -41,6 +44,7 @@ MODES = {
     "timers": "bench_timers",
     "scale": "bench_scale",
     "sink": "bench_sink",
+    "trim": "bench_trim",
 }
 
 

@@ -7,7 +7,11 @@ Three measurements, each on a sink of its own (a fresh name per run, so position
    they can while the real ``Sequencer`` runs; events/s = events / (first write -> last
    event sequenced).
 2. **drain**: a backlog of ``--drain-events`` outbox rows, then the sequencer alone.
-3. **lag**: ``--nodes`` real ``mg serve`` processes with a fake processor answering
+3. **retention**: as 1., on two fresh sinks, once without and once with the sink's pruner
+   running (``retention.max_events = --keep``, batch ``--prune-batch``): events/s sequenced
+   with the pruner versus without, and the prune rate (events deleted per second, until the
+   sink holds ``--keep`` again).
+4. **lag**: ``--nodes`` real ``mg serve`` processes with a fake processor answering
    ``--events-per-step`` events per step; ``--clients`` HTTP clients call machines for
    ``--seconds`` (at most ``--rate`` steps/s in all, 0: as fast as they can), and a reader in a
    process of its own (so that the load generator's own CPU does not delay it) long-polls the
@@ -32,14 +36,15 @@ import msgpack
 import trio
 
 from mg.core import values
-from mg.core.facts import Fact, SinkSequenced
+from mg.core.facts import Fact, SinkPruned, SinkSequenced
 from mg.core.sink import sequencer_topic
 from mg.postgres.bridge.factory import make_bridge
 from mg.postgres.migrations import migrate
+from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sql_files import sql_dir
 from mg.postgres.wakeups import Wakeups
-from mg.settings import Sink
+from mg.settings import Retention, Sink
 from tests.support.processes import NodeProcess, write_config
 from tests.support.processor import Answer, FakeProcessor, Seen, serving
 
@@ -60,8 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=0, help="steps/s in all, 0: unpaced (3.)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds not measured (3.)")
     parser.add_argument("--no-sink", action="store_true", help="(3.) without a sink, to compare")
+    parser.add_argument("--keep", type=int, default=10_000, help="retention max_events (3.)")
+    parser.add_argument("--prune-batch", type=int, default=1000, help="retention batch (3.)")
     parser.add_argument(
-        "--phases", default="sequencer,lag", help="comma-separated: sequencer (1. and 2.), lag"
+        "--phases",
+        default="sequencer,retention,lag",
+        help="comma-separated: sequencer (1. and 2.), retention (3.), lag (4.)",
     )
 
 
@@ -197,6 +206,87 @@ async def sequencer_phases(args: argparse.Namespace, url: str) -> dict[str, Any]
     return results
 
 
+class Pruning:
+    def __init__(self) -> None:
+        self.pruned = 0
+        self.first = 1
+        self.at = 0.0
+
+    def observe(self, fact: Fact) -> None:
+        if isinstance(fact, SinkPruned):
+            self.pruned += fact.count
+            self.first = fact.first
+            self.at = time.perf_counter()
+
+
+async def retention_phase(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    stamp = datetime.now().strftime("%H%M%S")
+    per_tx = args.events_per_tx
+    transactions = args.events // per_tx
+    total = transactions * per_tx
+    results: dict[str, Any] = {}
+    async with make_bridge("thread", url, min_size=2, max_size=args.writers + 4) as bridge:
+        await migrate(bridge)
+        wakeups = Wakeups(bridge)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(wakeups.run)
+            for label, prune in (("without_pruner", False), ("with_pruner", True)):
+                sink = f"bench{stamp}{'p' if prune else 'n'}"
+                batches = Batches(total)
+                options = Sink(
+                    sink,
+                    batch_size=args.batch_size,
+                    retention=Retention(
+                        max_events=args.keep, batch_size=args.prune_batch, interval=0.05
+                    ),
+                )
+                sequencer = Sequencer(bridge, wakeups, options, observer=batches.observe)
+                await nursery.start(sequencer.run)
+                pruning = Pruning()
+                if prune:
+                    await nursery.start(Pruner(bridge, options, observer=pruning.observe).run)
+                while not sequencer.leading:  # noqa: ASYNC110 - no event to wait on
+                    await trio.sleep(0.01)
+                left = transactions
+
+                async def writer(number: int, sink: str = sink) -> None:
+                    nonlocal left
+                    serial = 0
+                    while left > 0:
+                        left -= 1
+                        serial += 1
+                        await write_outbox(bridge, sink, f"w{number}-{serial}", per_tx, wakeups)
+
+                began = time.perf_counter()
+                async with trio.open_nursery() as writers:
+                    for number in range(args.writers):
+                        writers.start_soon(writer, number)
+                await batches.reached.wait()
+                figure: dict[str, Any] = {
+                    "events": total,
+                    "sequenced_per_s": total / (batches.reached_at - began),
+                }
+                if prune:
+                    pruned_while_writing = pruning.pruned
+                    with trio.fail_after(600):
+                        while pruning.first < total - args.keep + 1:  # noqa: ASYNC110
+                            await trio.sleep(0.05)
+                    figure.update(
+                        {
+                            "keep": args.keep,
+                            "prune_batch": args.prune_batch,
+                            "pruned_while_writing": pruned_while_writing,
+                            "pruned": pruning.pruned,
+                            "pruned_per_s": pruning.pruned / (pruning.at - began),
+                        }
+                    )
+                results[label] = figure
+            nursery.cancel_scope.cancel()
+    base = results["without_pruner"]["sequenced_per_s"]
+    results["with_pruner"]["relative_to_without"] = results["with_pruner"]["sequenced_per_s"] / base
+    return {"retention": results}
+
+
 async def lag_phase(args: argparse.Namespace, url: str) -> dict[str, Any]:
     sink = f"bench{datetime.now().strftime('%H%M%S')}e"
     events = args.events_per_step
@@ -330,12 +420,21 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             f"2. drain: {d['events']} events, batch {d['batch_size']}: sequenced "
             f"{d['sequenced_per_s']:,.0f}/s ({d['batches']} batches)"
         )
+    if "retention" in phases:
+        results.update(trio.run(retention_phase, args, url))
+        off, on = results["retention"]["without_pruner"], results["retention"]["with_pruner"]
+        print(
+            f"3. retention: {off['events']} events, keep {on['keep']}: sequenced "
+            f"{off['sequenced_per_s']:,.0f}/s without the pruner, {on['sequenced_per_s']:,.0f}/s "
+            f"with it ({on['relative_to_without']:.0%}); pruned {on['pruned']} at "
+            f"{on['pruned_per_s']:,.0f}/s ({on['pruned_while_writing']} while writing)"
+        )
     if "lag" in phases:
         results.update(trio.run(lag_phase, args, url))
         lag = results["lag"]
         vis = lag["visibility_lag"]
         print(
-            f"3. lag: {lag['nodes']} node(s), {lag['clients']} clients, {lag['machines']} "
+            f"4. lag: {lag['nodes']} node(s), {lag['clients']} clients, {lag['machines']} "
             f"machines, {lag['events_per_step']} events/step, {lag['seconds']:.0f} s: "
             f"{lag['steps_per_s']:,.0f} steps/s (asked: {lag['rate_asked']}), "
             f"{lag['events_per_s']:,.0f} events/s read; "

@@ -81,9 +81,12 @@ class HttpProcessor:
             raise ProcessorTransientFailure(
                 f"the processor is unreachable: {type(error).__name__}: {error}"
             ) from error
-        return self._classify(kind, response, namespace)
+        last = machine.record.last_event_id if machine is not None else 0
+        return self._classify(kind, response, namespace, last)
 
-    def _classify(self, kind: Kind, response: httpx.Response, namespace: Namespace) -> Reply:
+    def _classify(
+        self, kind: Kind, response: httpx.Response, namespace: Namespace, last_event_id: int
+    ) -> Reply:
         encoding = namespace.processor_encoding
         status = response.status_code
         if status == 503:
@@ -114,7 +117,9 @@ class HttpProcessor:
             raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")
         try:
             return parse_reply(
-                decode(response, encoding), max_events=namespace.processor_max_events
+                decode(response, encoding),
+                max_events=namespace.processor_max_events,
+                last_event_id=last_event_id,
             )
         except (ShapeError, ValueError) as error:
             raise ProcessorPermanentFailure(

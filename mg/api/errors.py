@@ -18,6 +18,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "machine_already_exists": 409,
     "machine_already_working": 409,
     "machine_failed": 409,
+    "sink_events_pruned": 410,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "repair_failed": 422,

@@ -81,6 +81,18 @@ def _schemas() -> dict[str, Schema]:
                 "failure": _nullable(_object({"reason": {"type": "string"}}, ("reason",))),
                 "history": {"type": "array", "items": ref("Event")},
                 "history_range": ref("RangeEcho"),
+                "history_bounds": {
+                    **_object(
+                        {
+                            "first": {"type": "integer", "minimum": 1},
+                            "last": {"type": "integer", "minimum": 0},
+                        },
+                        ("first", "last"),
+                    ),
+                    "description": "The events held, first..last: last is the newest event "
+                    "ever appended (0 for none); first = last + 1 when none is held; ids below "
+                    "first were trimmed.",
+                },
                 "aux_state": _nullable(ref("Content")),
                 "timer": _nullable(time),
                 "tags": {"type": "array", "items": {"type": "string"}},
@@ -93,6 +105,7 @@ def _schemas() -> dict[str, Schema]:
                 "failure",
                 "history",
                 "history_range",
+                "history_bounds",
                 "aux_state",
                 "timer",
                 "tags",
@@ -151,7 +164,7 @@ def _schemas() -> dict[str, Schema]:
             "required": ["error", "message"],
             "additionalProperties": True,
             "description": "Every error. Some carry more members: machine_failed, "
-            "repair_failed and invalid_args have reason.",
+            "repair_failed and invalid_args have reason; sink_events_pruned has first.",
         },
     }
 
@@ -292,6 +305,10 @@ def _error_response(status: int, codes: tuple[str, ...]) -> Schema:
     }
     if "repair_failed" in codes or "invalid_args" in codes:
         schema["allOf"].append({"required": ["reason"]})
+    if "sink_events_pruned" in codes:
+        schema["allOf"].append(
+            {"properties": {"first": {"type": "integer"}}, "required": ["first"]}
+        )
     return {
         "description": ", ".join(codes),
         "headers": {"X-Request-Id": _REQUEST_ID_HEADER, **_ERROR_HEADERS.get(status, {})},
@@ -506,6 +523,38 @@ def _other_paths() -> dict[str, Schema]:
                         "Events",
                         _object(
                             {"events": {"type": "array", "items": ref("SinkEvent")}}, ("events",)
+                        ),
+                    ),
+                    **_errors(
+                        "invalid_request",
+                        "unauthorized",
+                        "forbidden",
+                        "sink_not_found",
+                        "sink_events_pruned",
+                        "unavailable",
+                        "deadline_exceeded",
+                    ),
+                },
+            )
+        },
+        "/v1/sinks/{sink}": {
+            "get": _operation(
+                "describeSink",
+                "The positions a sink holds (first..last, first = last + 1 when none) and the "
+                "anchor, the hash of position first - 1, to verify the chain from first",
+                [param("sink")],
+                {
+                    **_ok(
+                        200,
+                        "The sink's held span",
+                        _object(
+                            {
+                                "sink": {"type": "string"},
+                                "first": {"type": "integer", "minimum": 1},
+                                "last": {"type": "integer", "minimum": 0},
+                                "anchor": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            },
+                            ("sink", "first", "last", "anchor"),
                         ),
                     ),
                     **_errors(

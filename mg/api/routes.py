@@ -13,7 +13,7 @@ from mg.api import requests
 from mg.core.clock import format_time
 from mg.core.deadline import Deadline
 from mg.core.model import Machine, Retry, Status
-from mg.core.shapes import content_value, event_value, range_value
+from mg.core.shapes import bounds_value, content_value, event_value, range_value
 from mg.core.sink import sink_event_value
 from mg.core.trace import TraceContext
 from mg.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, SinkNotFound
@@ -67,6 +67,7 @@ def machine_value(machine: Machine) -> dict[str, Any]:
         ),
         "history": [event_value(event) for event in machine.history],
         "history_range": range_value(machine.history_range),
+        "history_bounds": bounds_value(machine.history_bounds),
         "aux_state": content_value(record.aux_state),
         "timer": format_time(record.timer.fire_at) if record.timer is not None else None,
         "tags": list(machine.tags),
@@ -181,6 +182,17 @@ async def sink_events(call: Call) -> Answer:
     return Answer(200, {"events": [sink_event_value(event) for event in found]})
 
 
+async def sink_bounds(call: Call) -> Answer:
+    name = call.params["sink"]
+    if call.sinks is None:
+        raise SinkNotFound(f"sink {name!r} is not configured")
+    bounds = await call.sinks.bounds(name)
+    return Answer(
+        200,
+        {"sink": name, "first": bounds.first, "last": bounds.last, "anchor": bounds.anchor.hex()},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     method: str
@@ -222,6 +234,7 @@ def _routes() -> list[Route]:
             "sink_events",
             ("after", "limit", "direction", "wait"),
         ),
+        Route("GET", ("v1", "sinks", "{sink}"), sink_bounds, "sink", ()),
     ]
     # Every machine path but start and DELETE also works as /tags/{tag}.
     for base, key in (("machines", "{id}"), ("tags", "{tag}")):

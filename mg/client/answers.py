@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mg.client.results import Machine, MachineSummary, Retry, SearchPage, SinkEvent
+from mg.client.results import Machine, MachineSummary, Retry, SearchPage, SinkBounds, SinkEvent
 from mg.core import values
 from mg.core.clock import parse_time
 from mg.core.model import Status
-from mg.core.shapes import ShapeError, parse_content, parse_event, parse_range
+from mg.core.shapes import ShapeError, parse_bounds, parse_content, parse_event, parse_range
 
 MSGPACK = "application/msgpack"
 JSON = "application/json"
@@ -74,6 +74,7 @@ def machine_from(body: Any) -> Machine:
         aux_state=parse_content(aux, "aux_state") if aux is not None else None,
         timer=_time(body.get("timer"), "timer"),
         tags=tuple(string(tag, "tags[]") for tag in body.get("tags") or ()),
+        history_bounds=parse_bounds(body.get("history_bounds")),
         retry=_retry(body.get("retry")),
     )
 
@@ -119,6 +120,25 @@ def sink_events_from(body: Any) -> tuple[SinkEvent, ...]:
             machine_id=string(row["machine_id"], "machine_id"),
             event=parse_event(row["event"], "event"),
             hash=string(row["hash"], "hash"),
+            incarnation=_incarnation(row.get("incarnation")),
         )
         for row in body["events"]
     )
+
+
+def _incarnation(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ShapeError("incarnation must be an integer")
+    return value
+
+
+def sink_bounds_from(body: Any) -> SinkBounds:
+    first, last, anchor = body["first"], body["last"], string(body["anchor"], "anchor")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
+        raise ShapeError("first and last must be integers")
+    if len(anchor) != 64:
+        raise ShapeError("anchor must be 64 hex digits")
+    bytes.fromhex(anchor)
+    return SinkBounds(string(body["sink"], "sink"), first, last, anchor)

@@ -13,7 +13,7 @@ import httpx
 from mg.client.answers import Answer
 from mg.client.errors import error_from_transport
 from mg.client.exchange import Encoding, Exchange, Exchanges, Options
-from mg.client.results import Address, Machine, Range, SearchPage, SinkEvent, Status
+from mg.client.results import Address, Machine, Range, SearchPage, SinkBounds, SinkEvent, Status
 
 T = TypeVar("T")
 
@@ -264,6 +264,19 @@ class AsyncClient:
         an event after ``range.after`` exists or the wait ends."""
         options = Options(deadline, timeout, traceparent)
         return await self.send(self.exchanges.read_sink(sink, range, wait, options))
+
+    async def sink_bounds(
+        self,
+        sink: str,
+        *,
+        deadline: datetime | None = None,
+        timeout: float | None = None,
+        traceparent: str | None = None,
+    ) -> SinkBounds:
+        """The positions a sink holds and its anchor (the hash its first held event chains
+        from)."""
+        options = Options(deadline, timeout, traceparent)
+        return await self.send(self.exchanges.sink_bounds(sink, options))
 
     async def live(self, *, timeout: float | None = None) -> bool:
         """Whether the node answers ``/health/live`` with ``200``."""

@@ -21,11 +21,12 @@ from mg.client.answers import (
     decode,
     machine_from,
     search_page_from,
+    sink_bounds_from,
     sink_events_from,
     string,
 )
 from mg.client.errors import UnexpectedAnswer, error_from_answer
-from mg.client.results import Address, Machine, SearchPage, SinkEvent, Tag
+from mg.client.results import Address, Machine, SearchPage, SinkBounds, SinkEvent, Tag
 from mg.core import values
 from mg.core.clock import format_time, utc_now
 from mg.core.model import Range, Status
@@ -280,6 +281,10 @@ class Exchanges:
         return self._exchange(
             "GET", path, options, 200, sink_events_from, params=params, extra_wait=wait or 0.0
         )
+
+    def sink_bounds(self, sink: str, options: Options) -> Exchange[SinkBounds]:
+        path = f"/v1/sinks/{segment(sink)}"
+        return self._exchange("GET", path, options, 200, sink_bounds_from)
 
     def health(self, which: Literal["live", "ready"], options: Options) -> Exchange[bool]:
         """``True`` on ``200``, ``False`` on ``503``; anything else is an error."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from mg.core.model import Content, Direction, Event, Range, Status
+from mg.core.model import Content, Direction, Event, HistoryBounds, Range, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,8 @@ class Machine:
     timer: datetime | None
     tags: tuple[str, ...]
     retry: Retry | None = None
+    # The events held, first..last (None from an mg older than contract v1.1).
+    history_bounds: HistoryBounds | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,19 @@ class SinkEvent:
     machine_id: str
     event: Event
     hash: str
+    # Tells apart machines of one id separated by a remove (mg's addition; not hashed).
+    incarnation: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SinkBounds:
+    """The positions a sink holds, ``first..last`` (``first = last + 1`` when none), and
+    ``anchor``, the hex hash of position ``first - 1`` (64 zeros when nothing was pruned)."""
+
+    sink: str
+    first: int
+    last: int
+    anchor: str
 
 
 __all__ = [
@@ -87,11 +102,13 @@ __all__ = [
     "Content",
     "Direction",
     "Event",
+    "HistoryBounds",
     "Machine",
     "MachineSummary",
     "Range",
     "Retry",
     "SearchPage",
+    "SinkBounds",
     "SinkEvent",
     "Status",
     "Tag",

@@ -14,7 +14,7 @@ from typing import Any
 from mg.client import Machine, MachineSummary, SinkEvent
 from mg.core import values
 from mg.core.clock import format_time
-from mg.core.shapes import content_value, event_value, range_value
+from mg.core.shapes import bounds_value, content_value, event_value, range_value
 
 NOTHING = "-"
 
@@ -144,6 +144,7 @@ def machine_text(machine: Machine) -> str:
         ("tags", ", ".join(machine.tags) or NOTHING),
         ("aux state", aux_text),
         ("history", history),
+        ("held", held_text(machine)),
     ]
     if machine.retry is not None:
         pairs.insert(3, ("retry", retry_text(machine)))
@@ -162,10 +163,21 @@ def retry_text(machine: Machine) -> str:
     )
 
 
+def held_text(machine: Machine) -> str:
+    """``history_bounds`` for people: which events the machine still holds."""
+    bounds = machine.history_bounds
+    if bounds is None:
+        return NOTHING
+    if bounds.held == 0:
+        return f"no events (last id {bounds.last})"
+    trimmed = f", 1..{bounds.first - 1} trimmed" if bounds.first > 1 else ""
+    return f"events {bounds.first}..{bounds.last}{trimmed}"
+
+
 def machine_document(machine: Machine) -> dict[str, Any]:
-    """The contract's ``Machine`` shape."""
+    """The contract's ``Machine`` shape (``history_bounds`` only when the node sent it)."""
     failure = machine.failure_reason
-    return {
+    shape = {
         "ns": machine.ns,
         "id": machine.id,
         "status": machine.status.value,
@@ -177,6 +189,9 @@ def machine_document(machine: Machine) -> dict[str, Any]:
         "tags": list(machine.tags),
         "retry": retry_document(machine),
     }
+    if machine.history_bounds is not None:
+        shape["history_bounds"] = bounds_value(machine.history_bounds)
+    return shape
 
 
 def retry_document(machine: Machine) -> dict[str, Any] | None:

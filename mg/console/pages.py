@@ -121,7 +121,7 @@ async def machine(view: View, ns: str, machine_id: str) -> Response:
     found = await service.get(ns, Ref(id=machine_id), selection)
     record = found.record
     last = record.last_event_id
-    first = found.first_event_id if last else 1
+    first = record.first_event_id  # last + 1 when every event was trimmed
     queued = await view.console.reads.notifications(ns, machine_id, NOTIFICATIONS_SHOWN + 1)
     links = render.history_links(found.history, selection, first, last, limit)
     return await view.render(

@@ -4,7 +4,7 @@ most ``MAX_SPAN`` events."""
 
 from __future__ import annotations
 
-from mg.core.sink import StoredLink
+from mg.core.sink import SinkBounds, StoredLink
 from mg.errors import InvalidRequest
 from mg.service.sink_verify import CannotVerify, ChainSource, Verdict, verify_chain
 
@@ -26,6 +26,9 @@ class _Until:
 
     async def hash_at(self, sink: str, position: int) -> bytes | None:
         return await self._source.hash_at(sink, position)
+
+    async def bounds(self, sink: str) -> SinkBounds:
+        return await self._source.bounds(sink)
 
 
 def _position(text: str, what: str) -> int:

@@ -15,8 +15,8 @@ MAX_HANDLING_TIMEOUT = 86_400.0
 MAX_TIMER_TIMEOUT = 10 * 365 * 86_400.0
 """The longest timer ``timeout`` (about ten years)."""
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -73,7 +73,8 @@ def parse_time(text: str) -> datetime:
 
 
 def parse_duration(text: str | int | float) -> float:
-    """Seconds in ``"30s"``, ``"500ms"``, ``"1m"``, ``"2h"`` (a bare number is seconds)."""
+    """Seconds in ``"30s"``, ``"500ms"``, ``"1m"``, ``"2h"``, ``"30d"`` (a bare number is
+    seconds)."""
     if isinstance(text, bool):
         raise ValueError(f"not a duration: {text!r}")
     if isinstance(text, int | float):
@@ -82,7 +83,7 @@ def parse_duration(text: str | int | float) -> float:
         return float(text)
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"not a duration (number with ms, s, m or h): {text!r}")
+        raise ValueError(f"not a duration (number with ms, s, m, h or d): {text!r}")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 

@@ -70,6 +70,25 @@ class SinkSequenced:
     lag_seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class EventsTrimmed:
+    """A committed step moved its machine's first held event up by ``count`` (a processor's
+    trim or the namespace's ``history.max_events``)."""
+
+    ns: str
+    machine_id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SinkPruned:
+    """The sink's retention deleted ``count`` of its oldest events; ``first`` is now held."""
+
+    sink: str
+    count: int
+    first: int
+
+
 Fact = (
     StepFinished
     | ProcessorCalled
@@ -77,6 +96,8 @@ Fact = (
     | TimerFired
     | NotificationDelivered
     | SinkSequenced
+    | EventsTrimmed
+    | SinkPruned
 )
 Observer = Callable[[Fact], None]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,20 @@ class Range:
 
 WHOLE_HISTORY = Range()
 NO_HISTORY = Range(limit=0)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryBounds:
+    """The events a machine holds, ``first..last`` (PROTOCOL sections 2 and 7): ``last`` is the
+    newest event ever appended (0 for none), ``first`` the oldest not trimmed (``last + 1``
+    when none is held)."""
+
+    first: int
+    last: int
+
+    @property
+    def held(self) -> int:
+        return self.last - self.first + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +122,8 @@ class MachineRecord:
     status_before_failure: Status | None = None
     retry: Retry | None = None
     incarnation: int = 0
+    # The oldest event held (``last_event_id + 1`` when none is): older ones were trimmed.
+    first_event_id: int = 1
 
     @property
     def wake_at(self) -> datetime | None:
@@ -129,4 +145,7 @@ class Machine:
     tags: tuple[str, ...]
     history: tuple[Event, ...]
     history_range: Range = WHOLE_HISTORY
-    first_event_id: int = field(default=1)
+
+    @property
+    def history_bounds(self) -> HistoryBounds:
+        return HistoryBounds(self.record.first_event_id, self.record.last_event_id)

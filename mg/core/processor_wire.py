@@ -17,9 +17,10 @@ from mg.core.clock import (
     format_time,
     parse_time,
 )
-from mg.core.model import Content, Machine, Range
+from mg.core.model import Content, HistoryBounds, Machine, Range
 from mg.core.shapes import (
     ShapeError,
+    bounds_value,
     check_machine_id,
     content_value,
     event_value,
@@ -64,6 +65,7 @@ class Reply:
     timer: TimerSpec | Unset | None = None  # None keeps the current timer
     tag: str | None = None
     remove: bool = False
+    trim_before: int | None = None  # action.trim.before: drop events with smaller ids
 
 
 def machine_value(ns: str, machine_id: str, machine: Machine | None) -> dict[str, Any]:
@@ -74,6 +76,7 @@ def machine_value(ns: str, machine_id: str, machine: Machine | None) -> dict[str
             "id": machine_id,
             "history": [],
             "history_range": range_value(Range()),
+            "history_bounds": bounds_value(HistoryBounds(1, 0)),
             "aux_state": None,
             "timer": None,
             "tags": [],
@@ -84,6 +87,7 @@ def machine_value(ns: str, machine_id: str, machine: Machine | None) -> dict[str
         "id": machine_id,
         "history": [event_value(event) for event in machine.history],
         "history_range": range_value(machine.history_range),
+        "history_bounds": bounds_value(machine.history_bounds),
         "aux_state": content_value(machine.record.aux_state),
         "timer": format_time(timer.fire_at) if timer is not None else None,
         "tags": list(machine.tags),
@@ -102,11 +106,13 @@ def request_value(
     return body
 
 
-def parse_reply(value: Any, *, max_events: int | None = None) -> Reply:
+def parse_reply(value: Any, *, max_events: int | None = None, last_event_id: int = 0) -> Reply:
     """A processor's ``200`` body, or ``ShapeError`` saying what is wrong with it. Every value
     in it (response, event data, aux_state) must pass the one value rule (``values.check``),
     so nothing is committed that a reader, a sink or a processor request could not carry, and
-    no step commits an answer that cannot be encoded for its client."""
+    no step commits an answer that cannot be encoded for its client. ``last_event_id`` is the
+    machine's before the step: a trim may reach up to the new ``last + 1`` (events appended by
+    this step count), no further."""
     if not isinstance(value, dict):
         raise ShapeError("the reply must be an object")
     events_value = value.get("events")
@@ -134,6 +140,7 @@ def parse_reply(value: Any, *, max_events: int | None = None) -> Reply:
     timer: TimerSpec | Unset | None = None
     tag: str | None = None
     remove = False
+    trim_before: int | None = None
     if action is not None:
         if not isinstance(action, dict):
             raise ShapeError("action must be an object")
@@ -147,6 +154,8 @@ def parse_reply(value: Any, *, max_events: int | None = None) -> Reply:
         if not isinstance(remove_value, bool):
             raise ShapeError("action.remove must be a boolean")
         remove = remove_value
+        if action.get("trim") is not None:
+            trim_before = _parse_trim(action["trim"], last_event_id + len(events) + 1)
     return Reply(
         response=value.get("response"),
         events=events,
@@ -154,7 +163,21 @@ def parse_reply(value: Any, *, max_events: int | None = None) -> Reply:
         timer=timer,
         tag=tag,
         remove=remove,
+        trim_before=trim_before,
     )
+
+
+def _parse_trim(value: Any, limit: int) -> int:
+    if not isinstance(value, dict):
+        raise ShapeError("action.trim must be an object")
+    before = value.get("before")
+    if not isinstance(before, int) or isinstance(before, bool) or before < 1:
+        raise ShapeError("action.trim.before must be a positive integer")
+    if before > limit:
+        raise ShapeError(
+            f"action.trim.before is {before}, past the machine's new last event + 1 ({limit})"
+        )
+    return int(before)
 
 
 def _check_value(value: Any, where: str) -> None:

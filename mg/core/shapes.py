@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mg.core.clock import format_time, parse_time
-from mg.core.model import Content, Direction, Event, Range
+from mg.core.model import Content, Direction, Event, HistoryBounds, Range
 
 MAX_ID_BYTES = 1024
 
@@ -53,6 +53,26 @@ def range_value(selection: Range) -> dict[str, Any]:
         "limit": selection.limit,
         "direction": selection.direction.value,
     }
+
+
+def bounds_value(bounds: HistoryBounds) -> dict[str, int]:
+    return {"first": bounds.first, "last": bounds.last}
+
+
+def parse_bounds(value: Any, where: str = "history_bounds") -> HistoryBounds | None:
+    """``{"first", "last"}``; ``None`` when absent (a v1 peer does not send it)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where} must be an object")
+    first, last = value.get("first"), value.get("last")
+    if not (is_int(first) and is_int(last)):
+        raise ShapeError(f"{where}.first and .last must be integers")
+    assert isinstance(first, int)
+    assert isinstance(last, int)
+    if not 1 <= first <= last + 1:
+        raise ShapeError(f"{where} must have 1 <= first <= last + 1")
+    return HistoryBounds(first, last)
 
 
 def parse_content(value: Any, where: str) -> Content:

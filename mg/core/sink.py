@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from mg.core.clock import to_micros
-from mg.core.model import Event
+from mg.core.model import Direction, Event
 from mg.core.shapes import event_value
 
 GENESIS = bytes(32)
@@ -35,6 +35,23 @@ def sequencer_topic(sink: str) -> str:
 def readers_topic(sink: str) -> str:
     """The wake-up topic poked when new events of ``sink`` became readable."""
     return f"sink-events:{sink}"
+
+
+def reads_pruned(after: int | None, direction: Direction, first: int) -> bool:
+    """Whether a read would have to start below ``first``, the sink's first held position
+    (PROTOCOL section 7): forward with ``after < first - 1``. A backward read reaching below
+    ``first`` is simply clipped, and a read without ``after`` starts at what is held."""
+    return direction is Direction.FORWARD and after is not None and after < first - 1
+
+
+@dataclass(frozen=True, slots=True)
+class SinkBounds:
+    """The positions a sink holds, ``first..last`` (``first = last + 1`` when none), and
+    ``anchor``, the hash of position ``first - 1`` (``GENESIS`` when nothing was pruned)."""
+
+    first: int
+    last: int
+    anchor: bytes
 
 
 @dataclass(frozen=True, slots=True)

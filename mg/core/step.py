@@ -39,6 +39,7 @@ class Transition:
     remove: bool = False
     notification: NotificationChange | None = None
     resume_notifications: bool = False
+    trimmed: int = 0  # how far the step moved the machine's first held event up
 
 
 def _timer_from(spec: TimerSpec, now: datetime, trace: str | None, version: int) -> Timer:
@@ -70,26 +71,47 @@ def _next_timer(
     return None if kind is Kind.TIMEOUT else current
 
 
+def first_held(first: int, last: int, trim_before: int | None, max_events: int | None) -> int:
+    """The oldest event a machine holds after a step (PROTOCOL section 7): ``first`` before the
+    step, ``last`` after it; a processor's ``trim`` and the namespace's ``history.max_events``
+    only ever move it up, and never past ``last + 1`` (nothing held)."""
+    held = first
+    if trim_before is not None:
+        held = max(held, min(trim_before, last + 1))
+    if max_events is not None:
+        held = max(held, last + 1 - max_events)
+    return held
+
+
 def start(
-    ns: str, machine_id: str, reply: Reply, now: datetime, trace: str | None, incarnation: int
+    ns: str,
+    machine_id: str,
+    reply: Reply,
+    now: datetime,
+    trace: str | None,
+    incarnation: int,
+    max_events: int | None = None,
 ) -> Transition:
     """The first step: ``init`` succeeded, the machine comes into being at version 1."""
     timer = _next_timer(None, Kind.INIT, reply, now, trace, 1)
+    last = len(reply.events)
     record = MachineRecord(
         ns=ns,
         id=machine_id,
         version=1,
         status=Status.WAITING if timer is not None else Status.SLEEPING,
-        last_event_id=len(reply.events),
+        last_event_id=last,
         aux_state=reply.aux_state,
         timer=timer,
         created_at=now,
         updated_at=now,
         incarnation=incarnation,
+        first_event_id=first_held(1, last, reply.trim_before, max_events),
     )
     return Transition(
         record=record,
         expected_version=None,
+        trimmed=record.first_event_id - 1,
         events=_events(reply, 0, now),
         add_tag=reply.tag,
         remove=reply.remove,
@@ -97,17 +119,26 @@ def start(
 
 
 def advance(
-    record: MachineRecord, kind: Kind, reply: Reply, now: datetime, trace: str | None
+    record: MachineRecord,
+    kind: Kind,
+    reply: Reply,
+    now: datetime,
+    trace: str | None,
+    max_events: int | None = None,
 ) -> Transition:
-    """A successful call, repair, timeout or notification step."""
+    """A successful call, repair, timeout or notification step. Events older than the new
+    ``first_event_id`` are deleted by the step's own write (those appended by this very step
+    are not stored at all, but still go to the sinks)."""
     version = record.version + 1
     timer = _next_timer(record.timer, kind, reply, now, trace, version)
     events = _events(reply, record.last_event_id, now)
+    last = record.last_event_id + len(events)
     new = replace(
         record,
         version=version,
         status=Status.WAITING if timer is not None else Status.SLEEPING,
-        last_event_id=record.last_event_id + len(events),
+        last_event_id=last,
+        first_event_id=first_held(record.first_event_id, last, reply.trim_before, max_events),
         aux_state=reply.aux_state if reply.aux_state is not None else record.aux_state,
         timer=timer,
         updated_at=now,
@@ -122,6 +153,7 @@ def advance(
         add_tag=reply.tag,
         remove=reply.remove,
         resume_notifications=record.status is Status.FAILED,
+        trimmed=new.first_event_id - record.first_event_id,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from mg.console.reads import ConsoleReads, Overview, QueuedNotification
-from mg.core.sink import StoredLink
+from mg.core.sink import SinkBounds, StoredLink
 from mg.databases.routing import Routes
 from mg.postgres.console_reads import PostgresConsoleReads
 
@@ -21,6 +21,9 @@ class RoutedChain:
 
     async def hash_at(self, sink: str, position: int) -> bytes | None:
         return await self._routes.of_sink(sink).sinks.hash_at(sink, position)
+
+    async def bounds(self, sink: str) -> SinkBounds:
+        return await self._routes.of_sink(sink).sinks.bounds(sink)
 
 
 class RoutedConsoleReads:

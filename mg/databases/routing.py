@@ -13,7 +13,7 @@ import trio
 
 from mg.core.deadline import Deadline
 from mg.core.model import Direction, Machine, Range, Status
-from mg.core.sink import SinkEvent, readers_topic
+from mg.core.sink import SinkBounds, SinkEvent, readers_topic
 from mg.databases.unit import Database
 from mg.errors import Unavailable
 from mg.observability.health import Readiness
@@ -140,6 +140,9 @@ class RoutedSinkLog:
         self, sink: str, after: int | None, limit: int, direction: Direction
     ) -> list[SinkEvent]:
         return await self._routes.of_sink(sink).sinks.read(sink, after, limit, direction)
+
+    async def bounds(self, sink: str) -> SinkBounds:
+        return await self._routes.of_sink(sink).sinks.bounds(sink)
 
 
 class RoutedWakeups:

@@ -11,6 +11,7 @@ from mg.observability.health import Health
 from mg.observability.sampler import Sampler
 from mg.placement import Placement
 from mg.postgres.bridge.interface import Bridge
+from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sinks import PostgresSinks
 from mg.postgres.storage import PostgresStorage
@@ -36,6 +37,7 @@ class Database:
     timer_loop: ClaimLoop[TimerClaim] | None = None
     notification_loop: ClaimLoop[NotificationClaim] | None = None
     sequencers: tuple[Sequencer, ...] = ()
+    pruners: tuple[Pruner, ...] = ()
     sampler: Sampler | None = None
 
     @property

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 
 from mg.core.facts import (
+    EventsTrimmed,
     Fact,
     MachineFailedFact,
     NotificationDelivered,
     ProcessorCalled,
+    SinkPruned,
     SinkSequenced,
     StepFinished,
     TimerFired,
@@ -97,4 +99,18 @@ def log_fact(fact: Fact) -> None:
                 fact.count,
                 fact.position,
                 extra={"sink": fact.sink, "lag_seconds": round(fact.lag_seconds, 6)},
+            )
+        case EventsTrimmed():
+            log.debug(
+                "trimmed %d event(s)",
+                fact.count,
+                extra={"ns": fact.ns, "machine_id": fact.machine_id, "trimmed": fact.count},
+            )
+        case SinkPruned():
+            log.info(
+                "sink %s pruned %d event(s); first held is now %d",
+                fact.sink,
+                fact.count,
+                fact.first,
+                extra={"sink": fact.sink, "pruned": fact.count, "first": fact.first},
             )

@@ -18,10 +18,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mg.core.facts import (
+    EventsTrimmed,
     Fact,
     MachineFailedFact,
     NotificationDelivered,
     ProcessorCalled,
+    SinkPruned,
     SinkSequenced,
     StepFinished,
     TimerFired,
@@ -154,6 +156,21 @@ class Metrics:
         self.sink_position = Gauge(
             "mg_sink_position", "Last id given out in a sink", ["sink"], registry=r
         )
+        self.events_trimmed = Counter(
+            "mg_events_trimmed",
+            "Events trimmed from machines' histories (trim actions and history.max_events)",
+            ["ns"],
+            registry=r,
+        )
+        self.sink_pruned = Counter(
+            "mg_sink_pruned_events", "Events deleted by a sink's retention", ["sink"], registry=r
+        )
+        self.sink_first = Gauge(
+            "mg_sink_first_position",
+            "First position a sink holds (older ones were pruned), as this node last saw it",
+            ["sink"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "mg_http_requests",
             "HTTP requests by route, method and status",
@@ -240,6 +257,11 @@ class Metrics:
                 self.sink_events.labels(fact.sink).inc(fact.count)
                 self.sink_lag.labels(fact.sink).observe(max(fact.lag_seconds, 0.0))
                 self.sink_position.labels(fact.sink).set(fact.position)
+            case EventsTrimmed():
+                self.events_trimmed.labels(fact.ns).inc(fact.count)
+            case SinkPruned():
+                self.sink_pruned.labels(fact.sink).inc(fact.count)
+                self.sink_first.labels(fact.sink).set(fact.first)
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

@@ -69,6 +69,7 @@ def record_from_row(row: asyncpg.Record, *, with_aux: bool = True) -> MachineRec
         status_before_failure=Status(before) if before is not None else None,
         retry=retry,
         incarnation=row["incarnation"],
+        first_event_id=row["first_event_id"],
     )
 
 

@@ -17,7 +17,8 @@ import asyncpg
 from mg.core import values
 from mg.core.clock import stored_time
 from mg.core.model import Direction, Event
-from mg.core.sink import SinkEvent, StoredLink
+from mg.core.sink import GENESIS, SinkBounds, SinkEvent, StoredLink, reads_pruned
+from mg.errors import SinkEventsPruned
 from mg.postgres.bridge.interface import Bridge, Session
 from mg.postgres.failures import run_translated
 from mg.postgres.sql_files import query
@@ -71,16 +72,44 @@ class PostgresSinks:
         self, sink: str, after: int | None, limit: int, direction: Direction
     ) -> list[SinkEvent]:
         """Up to ``limit`` events strictly after ``after`` in ``direction`` (None: from the
-        start of that direction)."""
+        start of that direction, i.e. from the first held position forward). Raises
+        ``SinkEventsPruned`` when the read would start below the first held position, which
+        is read in the same statement as the events."""
         if direction is Direction.FORWARD:
             name, bound = "read_sink_forward", 0 if after is None else after
         else:
             name, bound = "read_sink_backward", TOP if after is None else after
 
-        async def work(conn: asyncpg.Connection) -> list[SinkEvent]:
-            return [_sink_event(row) for row in await conn.fetch(query(name), sink, bound, limit)]
+        async def work(conn: asyncpg.Connection) -> tuple[int, list[SinkEvent]]:
+            found = await conn.fetch(query(name), sink, bound, limit)
+            first = found[0]["first"] if found else 1
+            return first, [_sink_event(row) for row in found if row["id"] is not None]
 
-        return await self._run(work, "reading the sink", READ_TIMEOUT)
+        first, events = await self._run(work, "reading the sink", READ_TIMEOUT)
+        if reads_pruned(after, direction, first):
+            raise SinkEventsPruned(
+                f"sink {sink!r} no longer holds the events asked for: its first held position "
+                f"is {first} (older ones were pruned by its retention)",
+                first=first,
+            )
+        return events
+
+    async def bounds(self, sink: str) -> SinkBounds:
+        """The positions ``sink`` holds and the anchor to verify them from."""
+
+        async def work(conn: asyncpg.Connection) -> SinkBounds:
+            try:
+                row = await conn.fetchrow(query("sink_bounds"), sink)
+            except asyncpg.UndefinedTableError:
+                # A downstream copy (sql/replica/sink_table.sql) has no retention: it keeps all.
+                last = await conn.fetchval(query("sink_last"), sink)
+                return SinkBounds(1, last, GENESIS)
+            assert row is not None  # one row whatever the sink
+            return SinkBounds(
+                row["first"], max(row["last"], row["first"] - 1), row["anchor"] or GENESIS
+            )
+
+        return await self._run(work, "reading the sink's bounds", READ_TIMEOUT)
 
     async def chain_page(self, sink: str, start: int, limit: int) -> list[StoredLink]:
         """Stored rows from position ``start`` on, in order."""
@@ -127,6 +156,42 @@ async def lead(session: Session, sink: str) -> None:
         await conn.execute(query("lead_sink"), sink)
 
     await session.run(work)
+
+
+async def lead_pruning(session: Session, sink: str) -> None:
+    """Wait on the dedicated ``session`` until it is the pruner of ``sink``."""
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await conn.execute(query("lead_sink_pruning"), sink)
+
+    await session.run(work)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """One batch of retention: ``count`` events deleted; ``first`` is now held."""
+
+    count: int
+    first: int
+
+
+async def prune_batch(
+    session: Session,
+    sink: str,
+    max_events: int | None,
+    max_age: float | None,
+    size: int,
+    timeout: float,
+) -> Pruned:
+    """Delete up to ``size`` of the sink's oldest events past its retention, and save the new
+    first position with its anchor, in one transaction on the pruning ``session``."""
+
+    async def work(conn: asyncpg.Connection) -> Pruned:
+        row = await conn.fetchrow(query("prune_sink"), sink, max_events, max_age, size)
+        assert row is not None  # an aggregate always answers one row
+        return Pruned(row["pruned"], row["first"])
+
+    return await session.run(work, timeout=timeout)
 
 
 async def move_batch(session: Session, sink: str, size: int, timeout: float) -> Batch:

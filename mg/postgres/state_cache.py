@@ -99,15 +99,16 @@ class CachedMachine:
         return Machine(record or self.full_record(), self.tags, history, selection)
 
     def span(self, selection: Range) -> IdSpan | None:
-        return select_span(selection, 1, self.record.last_event_id)
+        return select_span(selection, self.record.first_event_id, self.record.last_event_id)
 
 
 def stash_from(
-    last_event_id: int, events: Sequence[StoredEvent], keep: int
+    last_event_id: int, events: Sequence[StoredEvent], keep: int, first_event_id: int = 1
 ) -> tuple[StoredEvent, ...]:
     """The last ``keep`` of ``events`` if they run contiguously up to ``last_event_id``;
-    otherwise none (a stash is always the newest events, without gaps)."""
-    ordered = sorted(events)
+    otherwise none (a stash is always the newest events, without gaps). Events below
+    ``first_event_id`` were trimmed and are left out."""
+    ordered = sorted(e for e in events if e[0] >= first_event_id)
     if not ordered or ordered[-1][0] != last_event_id:
         return ()
     start = len(ordered) - 1

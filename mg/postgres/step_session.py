@@ -84,7 +84,9 @@ def extended(entry: CachedMachine, fetched: Sequence[StoredEvent], keep: int) ->
     if not fetched and len(entry.stash) <= keep:
         return entry
     merged = {e[0]: e for e in fetched} | {e[0]: e for e in entry.stash}
-    return replace(entry, stash=stash_from(entry.record.last_event_id, list(merged.values()), keep))
+    record = entry.record
+    stash = stash_from(record.last_event_id, list(merged.values()), keep, record.first_event_id)
+    return replace(entry, stash=stash)
 
 
 class PostgresStep:
@@ -191,7 +193,11 @@ class PostgresStep:
         async def write(conn: Conn) -> None:
             if transition.expected_version is None:
                 done = await conn.fetchval(
-                    query("insert_machine_with_events"), *params, *columns, sink_list
+                    query("insert_machine_with_events"),
+                    *params,
+                    *columns,
+                    sink_list,
+                    record.first_event_id,
                 )
                 if done is None:
                     raise MachineAlreadyExists(f"machine {record.id!r} already exists")
@@ -202,6 +208,7 @@ class PostgresStep:
                     transition.expected_version,
                     *columns,
                     sink_list,
+                    record.first_event_id,
                 )
                 if done is None:
                     raise VersionConflict(f"machine {record.id!r} changed under this step")
@@ -236,6 +243,7 @@ class PostgresStep:
                     record.last_event_id,
                     [*(base.stash if base is not None else ()), *new],
                     self._cache.events,
+                    record.first_event_id,
                 ),
             )
         )

@@ -17,7 +17,7 @@
 See ``docs/processor.md`` for the whole tutorial.
 """
 
-from mg.core.model import Content, Direction, Event, Range
+from mg.core.model import Content, Direction, Event, HistoryBounds, Range
 from mg.processor.app import ProcessorApp
 from mg.processor.base import Processor
 from mg.processor.results import (
@@ -40,6 +40,7 @@ __all__ = [
     "Content",
     "Direction",
     "Event",
+    "HistoryBounds",
     "InvalidArgs",
     "Machine",
     "Processor",

@@ -70,6 +70,10 @@ class Result:
       timer is already cleared when ``timeout`` runs).
     - ``tag``: a tag to add; a tag held by another machine fails the step.
     - ``remove``: remove the machine after this step's events are stored.
+    - ``trim_before``: delete the machine's events with smaller ids, in the step's own
+      transaction (PROTOCOL section 7); it may reach the new last event + 1 (this step's
+      events count), no further. The usual use: keep a snapshot in ``aux_state`` and trim
+      the history behind it (``trim_before=machine.history_bounds.last + len(events) + 1``).
     """
 
     response: Any = None
@@ -78,6 +82,15 @@ class Result:
     timer: SetTimer | UnsetTimer | None = None
     tag: str | None = None
     remove: bool = False
+    trim_before: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.trim_before is not None and (
+            isinstance(self.trim_before, bool)
+            or not isinstance(self.trim_before, int)
+            or self.trim_before < 1
+        ):
+            raise ValueError("Result.trim_before must be a positive integer")
 
 
 class RepairRefused(Exception):

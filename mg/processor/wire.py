@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from mg.core.clock import format_time, parse_time
-from mg.core.model import WHOLE_HISTORY, Content, Event, Range
+from mg.core.model import WHOLE_HISTORY, Content, Event, HistoryBounds, Range
 from mg.core.processor_wire import Kind
 from mg.core.shapes import (
     ShapeError,
     check_machine_id,
     content_value,
+    parse_bounds,
     parse_content,
     parse_event,
     parse_range,
@@ -27,12 +28,15 @@ from mg.processor.results import KEEP, Result, SetTimer, UnsetTimer
 class Machine:
     """The machine as a handler sees it: its history (cut by the request's range, and
     upcast to the processor's format version), aux state, timer and tags, plus the request's
-    ``deadline`` and ``traceparent``."""
+    ``deadline`` and ``traceparent``. ``history_bounds``: the events the machine holds,
+    ``first..last`` (``None`` from an mg older than contract v1.1); ids below ``first`` were
+    trimmed."""
 
     ns: str
     id: str
     history: tuple[Event, ...] = ()
     history_range: Range = WHOLE_HISTORY
+    history_bounds: HistoryBounds | None = None
     aux_state: Content | None = None
     timer: datetime | None = None
     tags: tuple[str, ...] = ()
@@ -69,6 +73,7 @@ def _machine(value: Any, deadline: datetime | None, traceparent: str | None) -> 
             parse_event(item, f"machine.history[{index}]") for index, item in enumerate(history)
         ),
         history_range=parse_range(value.get("history_range"), "machine.history_range"),
+        history_bounds=parse_bounds(value.get("history_bounds"), "machine.history_bounds"),
         aux_state=parse_content(aux, "machine.aux_state") if aux is not None else None,
         timer=fire_at,
         tags=tuple(check_machine_id(tag, "machine.tags[]") for tag in tags),
@@ -136,6 +141,8 @@ def reply_value(result: Result, format_version: int | None) -> dict[str, Any]:
         action["tag"] = result.tag
     if result.remove:
         action["remove"] = True
+    if result.trim_before is not None:
+        action["trim"] = {"before": result.trim_before}
     if action:
         reply["action"] = action
     return reply

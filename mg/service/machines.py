@@ -143,7 +143,13 @@ class MachineService:
                     steps, namespace, Kind.INIT, args, machine_id, None, deadline, trace
                 )
                 transition = rules.start(
-                    ns, machine_id, reply, steps.now(), trace.header(), loaded.new_incarnation
+                    ns,
+                    machine_id,
+                    reply,
+                    steps.now(),
+                    trace.header(),
+                    loaded.new_incarnation,
+                    namespace.history_max_events,
                 )
                 await steps.commit(step, transition, namespace.sinks)
             except (ProcessorPermanentFailure, TagConflict) as failure:
@@ -255,7 +261,9 @@ class MachineService:
                 reply = await _client_invoke(
                     steps, namespace, kind, args, machine_id, machine, deadline, trace
                 )
-                transition = rules.advance(record, kind, reply, steps.now(), trace.header())
+                transition = rules.advance(
+                    record, kind, reply, steps.now(), trace.header(), namespace.history_max_events
+                )
                 await steps.commit(step, transition, namespace.sinks)
             except (ProcessorPermanentFailure, TagConflict) as failure:
                 await steps.commit(step, rules.fail(record, failure.message, steps.now()), ())

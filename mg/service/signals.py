@@ -250,7 +250,9 @@ class Signals:
         claim: NotificationClaim | None = None,
     ) -> str:
         steps = self._steps
-        transition = rules.advance(record, kind, reply, steps.now(), trace)
+        transition = rules.advance(
+            record, kind, reply, steps.now(), trace, namespace.history_max_events
+        )
         if claim is not None:
             transition = _with_notification(transition, NotificationChange(claim.id, consumed=True))
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mg.core import values
-from mg.core.sink import GENESIS, StoredLink, chain_hash
+from mg.core.sink import SinkBounds, StoredLink, chain_hash
 
 PAGE = 1000
 
@@ -22,6 +22,8 @@ class ChainSource(Protocol):
     async def chain_page(self, sink: str, start: int, limit: int) -> list[StoredLink]: ...
 
     async def hash_at(self, sink: str, position: int) -> bytes | None: ...
+
+    async def bounds(self, sink: str) -> SinkBounds: ...
 
 
 class CannotVerify(ValueError):
@@ -75,20 +77,52 @@ def _canonical(data: bytes) -> bool:
         return False
 
 
-async def verify_chain(source: ChainSource, sink: str, start: int = 1, page: int = PAGE) -> Verdict:
-    """Recompute the chain of ``sink`` from position ``start`` (chaining from the stored hash
-    of ``start - 1``, or from ``hash_0`` when ``start`` is 1)."""
-    if start < 1:
+async def verify_chain(
+    source: ChainSource, sink: str, start: int | None = None, page: int = PAGE
+) -> Verdict:
+    """Recompute the chain of ``sink`` from position ``start``, chaining from the stored hash
+    of ``start - 1``; by default from the sink's first held position, chaining from its
+    anchor (``hash_0`` when nothing was pruned)."""
+    if start is not None and start < 1:
         raise CannotVerify("positions start at 1")
-    previous = GENESIS
-    if start > 1:
-        found = await source.hash_at(sink, start - 1)
-        if found is None:
-            raise CannotVerify(f"position {start - 1} is not stored: cannot chain from it")
-        previous = found
+    # From the sink's first held position: retention may prune it between reading the bounds
+    # and reading the first page; then the bounds are read again (a later anchor).
+    for _ in range(RESTARTS):
+        first, previous = await _starting_point(source, sink, start)
+        links = await source.chain_page(sink, first, page)
+        if start is not None or not links or links[0].position == first:
+            break
+    return await _walk(source, sink, first, previous, links, page)
+
+
+RESTARTS = 5
+
+
+async def _starting_point(source: ChainSource, sink: str, start: int | None) -> tuple[int, bytes]:
+    bounds = await source.bounds(sink)
+    if start is None or start == bounds.first:
+        return bounds.first, bounds.anchor
+    if start < bounds.first:
+        raise CannotVerify(
+            f"positions below {bounds.first} were pruned; verify from {bounds.first} (the "
+            "anchor) or check an export of them (mg sink verify --file)"
+        )
+    found = await source.hash_at(sink, start - 1)
+    if found is None:
+        raise CannotVerify(f"position {start - 1} is not stored: cannot chain from it")
+    return start, found
+
+
+async def _walk(
+    source: ChainSource,
+    sink: str,
+    start: int,
+    previous: bytes,
+    links: list[StoredLink],
+    page: int,
+) -> Verdict:
     expected, checked = start, 0
     while True:
-        links = await source.chain_page(sink, expected, page)
         for stored in links:
             broken = _check(stored, expected, previous)
             if broken is not None:
@@ -105,6 +139,7 @@ async def verify_chain(source: ChainSource, sink: str, start: int = 1, page: int
             previous, expected, checked = stored.hash, expected + 1, checked + 1
         if len(links) < page:
             return Verdict(sink, start, checked, expected - 1 if checked else None)
+        links = await source.chain_page(sink, expected, page)
 
 
 def _check(stored: StoredLink, expected: int, previous: bytes) -> _Break | None:

@@ -13,7 +13,7 @@ from typing import Protocol
 import trio
 
 from mg.core.model import Direction, Range
-from mg.core.sink import SinkEvent, readers_topic
+from mg.core.sink import SinkBounds, SinkEvent, readers_topic
 from mg.errors import InvalidRequest, SinkNotFound
 from mg.settings import Settings, Sink
 
@@ -22,6 +22,10 @@ class SinkLog(Protocol):
     async def read(
         self, sink: str, after: int | None, limit: int, direction: Direction
     ) -> list[SinkEvent]: ...
+
+
+class SinkSpans(Protocol):
+    async def bounds(self, sink: str) -> SinkBounds: ...
 
 
 class Waiter(Protocol):
@@ -35,11 +39,25 @@ class Wakeable(Protocol):
 
 
 class SinkReader:
-    def __init__(self, settings: Settings, log: SinkLog, wakeups: Wakeable) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: SinkLog,
+        wakeups: Wakeable,
+        spans: SinkSpans | None = None,
+    ) -> None:
         self._sinks = settings.sink_options
         self._log = log
         self._wakeups = wakeups
+        self._spans = spans
         self._closing = False
+
+    async def bounds(self, name: str) -> SinkBounds:
+        """The positions sink ``name`` holds and its anchor (PROTOCOL section 7)."""
+        self.sink(name)
+        if self._spans is None:
+            raise SinkNotFound(f"sink {name!r} cannot be described here")
+        return await self._spans.bounds(name)
 
     def sink(self, name: str) -> Sink:
         found = self._sinks.get(name)
@@ -53,6 +71,9 @@ class SinkReader:
 
         Only a read that new events could satisfy waits: forward, or backward from the end
         (no ``after``). ``limit`` absent or above the sink's ``read_limit`` is cut to it.
+        Every read (the first and each after a wake-up) raises ``SinkEventsPruned`` if it
+        would start below the sink's first held position: a reader is never moved on
+        silently past events it has not seen.
         """
         sink = self.sink(name)
         if selection.limit is not None and selection.limit < 0:

@@ -15,7 +15,7 @@ import trio
 from mg.core import log_context as context
 from mg.core.clock import utc_now
 from mg.core.deadline import Deadline
-from mg.core.facts import Observer, ProcessorCalled, StepFinished, ignore
+from mg.core.facts import EventsTrimmed, Observer, ProcessorCalled, StepFinished, ignore
 from mg.core.model import Machine
 from mg.core.processor_wire import Kind, Reply
 from mg.core.step import Transition
@@ -164,6 +164,9 @@ class Steps:
             self.nudges.notification_queued(transition.record.ns)
         if transition.events and sinks:
             self.nudges.events_written(sinks)
+        if transition.trimmed and not transition.remove:
+            record = transition.record
+            self.observe(EventsTrimmed(record.ns, record.id, transition.trimmed))
 
     async def run(
         self,

@@ -5,7 +5,8 @@ SELECT ns, id, incarnation, version, status, last_event_id, aux_data, aux_format
        timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
        timer_handling_timeout, timer_trace, timer_set_by_version,
        retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
-       failure_reason, status_before_failure, created_at, updated_at, history_revision
+       failure_reason, status_before_failure, created_at, updated_at, history_revision,
+       first_event_id
 FROM mg_machines
 WHERE ns = $1 AND id = $2
 
@@ -104,18 +105,19 @@ SELECT set_config('idle_in_transaction_session_timeout', $1, true)
 SELECT incarnation, version, history_revision FROM mg_machines WHERE ns = $1 AND id = $2
 
 -- name: insert_machine_with_events
--- A start's writes in one statement: the machine row ($1..$25, in rows.record_params order),
--- its events ($26..$29 as column arrays) and their sink outbox rows (sinks $30, incarnation
--- $3). The events and outbox rows are inserted only if the machine row was.
+-- A start's writes in one statement: the machine row ($1..$25, in rows.record_params order,
+-- and first_event_id $31), its events ($26..$29 as column arrays) and their sink outbox rows
+-- (sinks $30, incarnation $3). The events and outbox rows are inserted only if the machine row
+-- was. Events below first_event_id (trimmed by this very step) go to the sinks only.
 WITH machine AS (
     INSERT INTO mg_machines (
         ns, id, incarnation, version, status, last_event_id, aux_data, aux_format_version,
         timer_fire_at, timer_range_after, timer_range_limit, timer_range_direction,
         timer_handling_timeout, timer_trace, timer_set_by_version, wake_at,
         retry_subject, retry_attempt, retry_next_at, retry_first_failed_at, retry_reason,
-        failure_reason, status_before_failure, created_at, updated_at)
+        failure_reason, status_before_failure, created_at, updated_at, first_event_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22, $23, $24, $25)
+            $19, $20, $21, $22, $23, $24, $25, $31)
     ON CONFLICT (ns, id) DO NOTHING
     RETURNING version
 ), events AS (
@@ -123,7 +125,7 @@ WITH machine AS (
     SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
     FROM unnest($26::bigint[], $27::timestamptz[], $28::integer[], $29::bytea[])
         AS e(event_id, created_at, format_version, data)
-    WHERE EXISTS (SELECT 1 FROM machine)
+    WHERE EXISTS (SELECT 1 FROM machine) AND e.event_id >= $31
 ), outbox AS (
     INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
                                 format_version, data)
@@ -138,8 +140,11 @@ SELECT version FROM machine
 
 -- name: update_machine_with_events
 -- A step's writes in one statement: the machine row fenced on the version read ($26; the
--- others in rows.record_params order), its new events ($27..$30) and their sink outbox rows
--- (sinks $31). Nothing is inserted unless the fenced update matched.
+-- others in rows.record_params order, and first_event_id $32), its new events ($27..$30), their
+-- sink outbox rows (sinks $31) and the trim: events below first_event_id are deleted (those
+-- appended by this very step are not inserted, but still go to the sinks). Nothing is written
+-- unless the fenced update matched. The delete cannot see the rows this statement inserts
+-- (one snapshot), hence the filter on the insert.
 WITH machine AS (
     UPDATE mg_machines SET
         incarnation = $3, version = $4, status = $5, last_event_id = $6, aux_data = $7,
@@ -148,7 +153,8 @@ WITH machine AS (
         timer_trace = $14, timer_set_by_version = $15, wake_at = $16, retry_subject = $17,
         retry_attempt = $18, retry_next_at = $19, retry_first_failed_at = $20,
         retry_reason = $21, failure_reason = $22, status_before_failure = $23,
-        created_at = $24, updated_at = $25, lease_owner = NULL, lease_until = NULL
+        created_at = $24, updated_at = $25, lease_owner = NULL, lease_until = NULL,
+        first_event_id = $32
     WHERE ns = $1 AND id = $2 AND version = $26
     RETURNING version
 ), events AS (
@@ -156,7 +162,11 @@ WITH machine AS (
     SELECT $1, $2, e.event_id, e.created_at, e.format_version, e.data
     FROM unnest($27::bigint[], $28::timestamptz[], $29::integer[], $30::bytea[])
         AS e(event_id, created_at, format_version, data)
-    WHERE EXISTS (SELECT 1 FROM machine)
+    WHERE EXISTS (SELECT 1 FROM machine) AND e.event_id >= $32
+), trimmed AS (
+    DELETE FROM mg_events AS v
+    WHERE v.ns = $1 AND v.machine_id = $2 AND v.event_id < $32
+      AND EXISTS (SELECT 1 FROM machine)
 ), outbox AS (
     INSERT INTO mg_sink_outbox (sink, ns, machine_id, incarnation, event_id, created_at,
                                 format_version, data)
@@ -179,7 +189,7 @@ SELECT m.ns, m.id, m.incarnation, m.version, m.status, m.last_event_id, m.aux_da
        m.timer_range_direction, m.timer_handling_timeout, m.timer_trace,
        m.timer_set_by_version, m.retry_subject, m.retry_attempt, m.retry_next_at,
        m.retry_first_failed_at, m.retry_reason, m.failure_reason, m.status_before_failure,
-       m.created_at, m.updated_at, m.history_revision,
+       m.created_at, m.updated_at, m.history_revision, m.first_event_id,
        ARRAY(SELECT t.tag FROM mg_tags AS t
              WHERE t.ns = m.ns AND t.machine_id = m.id ORDER BY t.tag) AS tags,
        e.event_id, e.created_at AS event_created_at, e.format_version, e.data

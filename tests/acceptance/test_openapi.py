@@ -87,14 +87,17 @@ def _exercise(schema: Any, base_url: str, mode: GenerationMode, fixed: dict[str,
     for result in schema.get_all_operations():
         operation = result.ok()
         raw = operation.definition.raw
-        if (
-            mode is GenerationMode.NEGATIVE
-            and not raw.get("parameters")
-            and "requestBody" not in raw
-        ):
-            continue  # nothing to get wrong
-        names = {p.get("name") for p in _parameters(schema, raw)}
+        parameters = _parameters(schema, raw)
+        names = {p.get("name") for p in parameters}
         pinned = {name: value for name, value in fixed.items() if name in names}
+        # Something to get wrong: a body, a query parameter, or a path parameter with a pattern
+        # (a free-form path segment such as a sink's name has no wrong value but the empty one,
+        # which a path cannot carry).
+        wrongable = "requestBody" in raw or any(
+            p.get("in") != "path" or "pattern" in p.get("schema", {}) for p in parameters
+        )
+        if mode is GenerationMode.NEGATIVE and not wrongable:
+            continue
         strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned or None)
 
         @hypothesis.settings(

@@ -49,8 +49,11 @@ def _next_release(tree: Path) -> int:
         shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
     current = len(migrations())
+    # Compatible with every code version this release's schema admits (its migrations' highest
+    # compatible-with; 6 while 0007 and 0008 keep nodes of 6 working), as an expand step must.
+    oldest = max(m.compatible_with for m in migrations())
     (tree / "sql" / "migrations" / f"{current + 1:04d}_rolling_upgrade_test.sql").write_text(
-        f"-- compatible-with: {current}\n"
+        f"-- compatible-with: {oldest}\n"
         "-- Expand: a new nullable column and a new table; nothing the previous release uses\n"
         "-- changes.\n"
         "ALTER TABLE mg_machines ADD COLUMN rolling_note text;\n"

@@ -10,8 +10,8 @@ import trio
 import trio.testing
 
 from mg.core.model import Direction, Event, Range
-from mg.core.sink import SinkEvent
-from mg.errors import InvalidRequest, SinkNotFound
+from mg.core.sink import SinkEvent, reads_pruned
+from mg.errors import InvalidRequest, SinkEventsPruned, SinkNotFound
 from mg.service.sinks import SinkReader
 from mg.settings import from_mapping
 
@@ -124,3 +124,32 @@ async def test_closing_answers_waiting_reads(autojump_clock: trio.testing.MockCl
         began = trio.current_time()
     assert answers == [[]]
     assert trio.current_time() == began
+
+
+class PrunedOnSecondRead(Log):
+    """Retention pruned past the reader while it waited: its next read is refused."""
+
+    async def read(
+        self, sink: str, after: int | None, limit: int, direction: Direction
+    ) -> list[SinkEvent]:
+        if self.reads == 1:
+            raise SinkEventsPruned("pruned", first=50)
+        return await super().read(sink, after, limit, direction)
+
+
+async def test_a_long_poll_whose_span_is_pruned_while_it_waits_gets_the_refusal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log = PrunedOnSecondRead()
+    log.on_read = [event(1)]  # wakes the reader after its first (empty) read
+    with pytest.raises(SinkEventsPruned) as refused:
+        await reader(log).read("main", Range(after=0), wait=60)
+    assert refused.value.first == 50
+    assert log.reads == 1
+
+
+def test_reads_below_first_are_the_pruned_ones() -> None:
+    assert reads_pruned(5, Direction.FORWARD, 10)
+    assert not reads_pruned(9, Direction.FORWARD, 10)
+    assert not reads_pruned(None, Direction.FORWARD, 10)
+    assert not reads_pruned(3, Direction.BACKWARD, 10)

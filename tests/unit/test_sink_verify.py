@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mg.core import values
-from mg.core.sink import GENESIS, StoredLink, chain_hash
+from mg.core.sink import GENESIS, SinkBounds, StoredLink, chain_hash
 from mg.service.sink_verify import CannotVerify, verify_chain
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -27,8 +27,17 @@ def chain(count: int) -> list[StoredLink]:
 
 
 class Memory:
-    def __init__(self, links: list[StoredLink]) -> None:
+    """A stored chain; ``pruned`` links before it were deleted by retention (their last hash
+    kept as the anchor)."""
+
+    def __init__(self, links: list[StoredLink], pruned: list[StoredLink] | None = None) -> None:
         self.links = links
+        self.pruned = pruned or []
+
+    async def bounds(self, sink: str) -> SinkBounds:
+        first = self.pruned[-1].position + 1 if self.pruned else 1
+        last = self.links[-1].position if self.links else first - 1
+        return SinkBounds(first, last, self.pruned[-1].hash if self.pruned else GENESIS)
 
     async def chain_page(self, sink: str, start: int, limit: int) -> list[StoredLink]:
         return [link for link in self.links if link.position >= start][:limit]
@@ -95,3 +104,22 @@ async def test_from_chains_from_the_stored_hash_before_it() -> None:
 async def test_from_without_a_stored_predecessor_cannot_verify() -> None:
     with pytest.raises(CannotVerify):
         await verify_chain(Memory(chain(3)), "main", start=9)
+
+
+async def test_a_pruned_chain_verifies_from_its_first_position_with_the_anchor() -> None:
+    links = chain(20)
+    pruned = Memory(links[7:], pruned=links[:7])
+    verdict = await verify_chain(pruned, "main", page=4)
+    assert verdict.intact
+    assert (verdict.start, verdict.checked, verdict.last_position) == (8, 13, 20)
+    assert (await verify_chain(pruned, "main", start=8)).intact
+    assert (await verify_chain(pruned, "main", start=12)).intact
+    with pytest.raises(CannotVerify, match="pruned"):
+        await verify_chain(pruned, "main", start=3)
+
+
+async def test_a_wrong_anchor_breaks_the_first_held_link() -> None:
+    links = chain(10)
+    wrong = replace(links[4], hash=bytes(32))
+    verdict = await verify_chain(Memory(links[5:], pruned=[*links[:4], wrong]), "main")
+    assert verdict.broken_at == 6
