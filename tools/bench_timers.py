@@ -105,7 +105,7 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         node_config = write_config(
             workdir / "mg.toml",
             {
-                "server": {"port": 0},
+                "server": {"port": 0, "workers": args.workers},
                 "database": {"pool_size": args.pool},
                 "limits": {"max_steps_in_flight": args.pool - 4},
                 "timers": {"concurrency": args.concurrency, "batch": args.batch},
@@ -168,6 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pending", type=int, default=100_000, help="far-future timers also stored"
     )
     parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="[server] workers of each node")
     parser.add_argument("--concurrency", type=int, default=32, help="timers.concurrency per node")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--pool", type=int, default=48)
