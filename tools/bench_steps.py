@@ -181,13 +181,21 @@ async def _prepare(runs: Runs, url: str, systems: set[str], top: int) -> None:
 async def _one(url: str, method: str, path: str, body: bytes) -> None:
     from bench_load import HttpConnection
 
-    conn = await HttpConnection.open(url)
-    try:
-        status, answer = await conn.request(method, path, body, b"application/msgpack")
+    # With workers, /health/ready answered by one worker does not mean every worker is ready:
+    # a 503 "starting" from another is retried for a while.
+    for _ in range(300):
+        conn = await HttpConnection.open(url)
+        try:
+            status, answer = await conn.request(method, path, body, b"application/msgpack")
+        finally:
+            await conn.aclose()
+        if status == 503:
+            await trio.sleep(0.1)
+            continue
         if status not in (200, 201):
             raise RuntimeError(f"{path}: {status} {answer[:200]!r}")
-    finally:
-        await conn.aclose()
+        return
+    raise RuntimeError(f"{path}: still 503 after 30 s")
 
 
 async def _start_dbos(runs: Runs, url: str, processor: str) -> None:
