@@ -1,10 +1,9 @@
 """Sink retention: one pruner per sink across the cluster deletes the sink's oldest events.
 
-Every node runs a ``Pruner`` per sink that has ``retention``. Like the sequencer, each opens a
-dedicated connection and asks for a session-level advisory lock of its own there (a key apart
-from the sequencer's, so pruning and sequencing run side by side); one node gets it and prunes,
-the others wait inside Postgres. When the pruning node dies, its backend ends and a waiting
-node takes over; when its connection drops, it steps down at once.
+Every node runs a ``Pruner`` per sink that has ``retention``. Like the sequencer, one of them
+leads, by a session-level advisory lock of its own (a key apart from the sequencer's, so pruning
+and sequencing run side by side), and prunes on the connection that holds it
+(``mg.postgres.leadership``: fail-over, stepping down, back-off).
 
 A batch is one statement (``prune_sink``): of the oldest ``batch_size`` held events, never the
 newest, it deletes those past ``max_events`` or sequenced more than ``max_age`` ago, and saves
@@ -16,15 +15,13 @@ come back full the pruner goes on at once; otherwise it sleeps ``retention.inter
 from __future__ import annotations
 
 import logging
-import os
-import random
 
 import trio
 
 from mg.core.facts import Observer, SinkPruned, ignore
 from mg.postgres.bridge.interface import Bridge, DedicatedSession
-from mg.postgres.failures import translate
-from mg.postgres.sequencer import BATCH_TIMEOUT, CONNECTION_SETTINGS, MAX_BACKOFF
+from mg.postgres.leadership import Leadership
+from mg.postgres.sequencer import BATCH_TIMEOUT
 from mg.postgres.sinks import lead_pruning, prune_batch
 from mg.settings import Retention, Sink
 
@@ -38,45 +35,27 @@ class Pruner:
         self._retention: Retention = options.retention
         self._observe = observer
         self.sink = options.name
-        self.leading = False
         self.pruned = 0  # events this node deleted (tests, logs)
-        self.application_name = f"mg {os.getpid()} pruner {options.name}"[:63]
+        self._leadership = Leadership(
+            bridge,
+            "pruner",
+            options.name,
+            lambda session: lead_pruning(session, options.name),
+            self._batches,
+        )
+
+    @property
+    def leading(self) -> bool:
+        return self._leadership.leading
+
+    @property
+    def application_name(self) -> str:
+        return self._leadership.application_name
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Prune the sink whenever this node leads its pruning; never returns."""
         task_status.started()
-        backoff = 0.1
-        while True:
-            try:
-                await self._lead_while_possible()
-                log.warning("pruner of sink %r lost its connection; stepping down", self.sink)
-            except Exception as error:
-                if translate(error, doing="pruning") is None:
-                    log.error("pruner of sink %r failed", self.sink, exc_info=error)
-                else:
-                    log.warning("pruner of sink %r stepped down: %s", self.sink, error)
-            else:
-                backoff = 0.1
-            await trio.sleep(backoff * (1 + random.random() / 2))
-            backoff = min(backoff * 2, MAX_BACKOFF)
-
-    async def _lead_while_possible(self) -> None:
-        settings = {**CONNECTION_SETTINGS, "application_name": self.application_name}
-        async with self._bridge.dedicated(server_settings=settings) as session:
-            await lead_pruning(session, self.sink)  # waits here while another node prunes
-            log.info("pruner of sink %r is leading", self.sink)
-            self.leading = True
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._step_down_when_lost, session, nursery.cancel_scope)
-                    await self._batches(session)
-            finally:
-                self.leading = False
-
-    @staticmethod
-    async def _step_down_when_lost(session: DedicatedSession, scope: trio.CancelScope) -> None:
-        await session.lost.wait()
-        scope.cancel()
+        await self._leadership.run("pruning")
 
     async def _batches(self, session: DedicatedSession) -> None:
         retention = self._retention
