@@ -16,9 +16,10 @@ import httpx
 import pytest
 import trio
 
-from mg.node import Node, running_node
+from mg.node import Node
 from mg.settings import Settings, from_mapping
 from tests.support.api import Api, body
+from tests.support.cluster import node_starter
 from tests.support.trickle import Request, TrickleProcessor, echo_late, trickling
 
 BYTE_EVERY = 0.3  # an answer of ~80 bytes takes ~24 s: far past every deadline below
@@ -84,19 +85,8 @@ NodeStarter = Callable[..., Any]
 
 @pytest.fixture
 async def start_node(database_url: str, processor: TrickleProcessor) -> AsyncIterator[NodeStarter]:
-    async def run(settings: Settings, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with running_node(settings, database_url, port=0) as node:
-            task_status.started(node)
-            await trio.sleep_forever()
-
-    async with trio.open_nursery() as nursery:
-
-        async def start(**top: Any) -> Node:
-            node: Node = await nursery.start(run, config(processor.url, **top))
-            return node
-
+    async with node_starter(database_url, lambda **top: config(processor.url, **top)) as start:
         yield start
-        nursery.cancel_scope.cancel()
 
 
 @pytest.fixture

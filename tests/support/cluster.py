@@ -85,6 +85,20 @@ async def nodes(database_url: str, processor: FakeProcessor) -> AsyncIterator[No
     whichever fixture or test asked for it.
     """
 
+    async with node_starter(
+        database_url, lambda **namespace: node_settings(processor.url, **namespace)
+    ) as start:
+        yield start
+
+
+@asynccontextmanager
+async def node_starter(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[NodeFactory]:
+    """``await start(**options)`` starts a node on ``database_url`` with
+    ``make_settings(**options)``, as a task of this block's nursery (so every node is entered and
+    left in one task); the nodes stop when the block ends."""
+
     async def run(settings: Settings, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with running_node(settings, database_url, port=0) as node:
             task_status.started(node)
@@ -92,8 +106,8 @@ async def nodes(database_url: str, processor: FakeProcessor) -> AsyncIterator[No
 
     async with trio.open_nursery() as nursery:
 
-        async def start(**namespace: Any) -> Node:
-            node: Node = await nursery.start(run, node_settings(processor.url, **namespace))
+        async def start(**options: Any) -> Node:
+            node: Node = await nursery.start(run, make_settings(**options))
             return node
 
         yield start
