@@ -9,6 +9,8 @@ from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
 COMMANDS = ("postgres", "pgbench")
+# Parts of the first node's CPU, already counted in "mg".
+SHARES = ("mg_system", "mg_main_thread", "mg_other_threads")
 
 
 def _cpu_seconds(pid: int) -> tuple[str, int, float, float]:
@@ -19,6 +21,21 @@ def _cpu_seconds(pid: int) -> tuple[str, int, float, float]:
     fields = [int(value) for value in rest[11:15]]
     # Children's time too: Postgres backends and pgbench runs end (and are reaped) mid-point.
     return name, int(rest[1]), sum(fields) / TICK, (fields[1] + fields[3]) / TICK
+
+
+def _threads(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process's main thread (trio's, in a node) and of its other threads
+    (the asyncpg bridge's event loop, mostly): which side of the bridge spends the time."""
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "stat").read_text()
+        fields = text[text.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / TICK
+        if int(task.name) == pid:
+            main += seconds
+        else:
+            other += seconds
+    return main, other
 
 
 def snapshot(named: dict[str, int]) -> dict[str, float]:
@@ -43,6 +60,12 @@ def snapshot(named: dict[str, int]) -> dict[str, float]:
             # How much of it is the kernel's (system calls, wake-ups): the mg node's share.
             if by_pid[pid] == "mg":
                 found["mg_system"] = found.get("mg_system", 0.0) + system
+                try:
+                    main, other = _threads(pid)
+                except (OSError, ValueError):
+                    main = other = 0.0
+                found["mg_main_thread"] = found.get("mg_main_thread", 0.0) + main
+                found["mg_other_threads"] = found.get("mg_other_threads", 0.0) + other
         elif comm in COMMANDS:
             found[comm] += seconds
     return found
@@ -55,5 +78,6 @@ def per_request(
     if not requests:
         return {}
     spent = {name: (after[name] - before.get(name, 0.0)) * 1000 / requests for name in after}
-    spent["all"] = sum(value for name, value in spent.items() if name != "mg_system")
+    # The node's system time and its threads are shares of "mg", not more CPU.
+    spent["all"] = sum(value for name, value in spent.items() if name not in SHARES)
     return {name: round(value, 3) for name, value in spent.items()}

@@ -243,6 +243,9 @@ async def _profile(runs: Runs, seconds: float) -> trio.Process | None:
             "raw",
             "--rate",
             "200",
+            "--threads",
+            # Only the thread holding the GIL: the node is one GIL's worth of work.
+            "--gil",
             "--output",
             str(target / "mg-call-c32.txt"),
         ],
