@@ -6,6 +6,10 @@ accepts, so ``/health/live`` and new clients are served, and makes room by closi
 connection idle the longest; when every connection is busy it accepts a few more (the headroom)
 and then stops until one closes. Running out of file descriptors is handled the same way, with
 one warning a minute instead of a log line per failed ``accept``.
+
+``Disconnect`` tells the app handling one request that the request's stream has ended (its
+client went away, or its answer is complete), without a task of the app's own waiting on ASGI
+``receive`` for ``http.disconnect``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import resource
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +116,41 @@ class Connections:
     def _wake(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+
+
+DISCONNECT = "mg.disconnect"
+"""The key of a request's ``Disconnect`` in its ASGI scope's ``extensions`` (mg's server sets it,
+``mg.http_server``)."""
+
+
+class Disconnect:
+    """Set the moment the server queues ``http.disconnect`` for one request, and calls back the
+    one who asked (``when_set``), at once if it is set already.
+
+    quart-trio runs a second task per request that waits on ``receive`` only to cancel the
+    handler when this message comes; the API's direct path (``mg.api.direct``) asks to be called
+    back instead. A request whose app asked is not fed the message when its queue is full (the
+    app may have answered without reading the body, and the server must not wait for it)."""
+
+    __slots__ = ("_callback", "is_set")
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._callback: Callable[[], object] | None = None
+
+    @property
+    def watched(self) -> bool:
+        return self._callback is not None
+
+    def when_set(self, callback: Callable[[], object]) -> None:
+        self._callback = callback
+        if self.is_set:
+            callback()
+
+    def set(self) -> None:
+        self.is_set = True
+        if self._callback is not None:
+            self._callback()
 
 
 class CappedListener(trio.abc.Listener[Any]):

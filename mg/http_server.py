@@ -1,19 +1,22 @@
 """Serving the client API with hypercorn's trio worker, with mg's own listener and HTTP/1.1
 rules around it.
 
-``hypercorn.trio.serve`` is followed step for step, with three differences:
+``hypercorn.trio.serve`` is followed step for step, with four differences:
 
 * the listeners are wrapped in a ``CappedListener`` and every connection is tracked in
   ``Connections`` (the cap on open connections, see ``mg.connections``);
 * HTTP/2 is offered only when configured: without it an ``Upgrade: h2c`` header is ignored and
   the HTTP/2 preface is just a bad HTTP/1.1 request (TLS offers ``http/1.1`` only by ALPN);
 * ``100 Continue`` is sent only when the declared ``Content-Length`` is within
-  ``max_body_bytes``: a body that will be refused with 413 is not invited.
+  ``max_body_bytes``: a body that will be refused with 413 is not invited;
+* an HTTP request's app is spawned by ``_TaskGroup``: its scope carries a ``Disconnect``
+  (``mg.connections``), and messages for an app that has returned are dropped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
@@ -24,10 +27,10 @@ from hypercorn.protocol import ProtocolWrapper
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
-from hypercorn.trio.task_group import TaskGroup
+from hypercorn.trio.task_group import TaskGroup, _handle
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState
+from hypercorn.typing import ASGIReceiveEvent, ConnectionState
 from hypercorn.utils import (
     ShutdownError,
     parse_socket_addr,
@@ -36,7 +39,7 @@ from hypercorn.utils import (
     wrap_app,
 )
 
-from mg.connections import CappedListener, Connections
+from mg.connections import DISCONNECT, CappedListener, Connections, Disconnect
 
 
 class _Connection(h11.Connection):
@@ -85,6 +88,57 @@ class _Protocols(ProtocolWrapper):
             self.protocol = _H11(*args[:9], http2=http2, max_body_bytes=max_body_bytes)
 
 
+class _TaskGroup(TaskGroup):
+    """hypercorn's task group, spawning an HTTP request's app with two changes:
+
+    * the scope's ``extensions`` carry a ``Disconnect``, set as ``http.disconnect`` is queued, so
+      an app can have the request cancelled when its client goes away without running a task
+      that waits on ``receive`` (quart-trio runs one per request);
+    * once the app has returned, its queue is closed and what comes for it is dropped. An app
+      that answers without reading the body (an early 401 or 404) leaves unread messages: with
+      the queue full, hypercorn's reader would wait forever to put the next one (quart-trio
+      never let that happen, its receiving task drained the queue until the end).
+    """
+
+    async def spawn_app(self, app: Any, config: Config, scope: Any, send: Any) -> Any:
+        if scope["type"] != "http":
+            return await super().spawn_app(app, config, scope, send)
+        disconnect = Disconnect()
+        scope["extensions"][DISCONNECT] = disconnect
+        into, out = trio.open_memory_channel[ASGIReceiveEvent](config.max_app_queue_size)
+
+        async def run() -> None:
+            with out:
+                await _handle(
+                    app,
+                    config,
+                    scope,
+                    out.receive,
+                    send,
+                    trio.to_thread.run_sync,
+                    trio.from_thread.run,
+                )
+
+        assert self._nursery is not None
+        self._nursery.start_soon(run)
+
+        async def put(message: ASGIReceiveEvent) -> None:
+            try:
+                if message["type"] == "http.disconnect":
+                    disconnect.set()
+                    if disconnect.watched:
+                        # Its app is cancelled already; it may be the very task queueing this
+                        # (the end of a response is reported inside its last send), so never wait.
+                        with suppress(trio.WouldBlock):
+                            into.send_nowait(message)
+                        return
+                await into.send(message)
+            except trio.BrokenResourceError:
+                pass  # the app has returned: nobody reads this any more
+
+        return put
+
+
 class _TCPServer(TCPServer):
     """hypercorn's connection handler with ``_Protocols`` in place of ``ProtocolWrapper``."""
 
@@ -108,7 +162,7 @@ class _TCPServer(TCPServer):
         try:
             client = parse_socket_addr(socket.family, socket.getpeername())
             server = parse_socket_addr(socket.family, socket.getsockname())
-            async with TaskGroup() as task_group:
+            async with _TaskGroup() as task_group:
                 self._task_group = task_group
                 self.protocol = _Protocols(
                     self.app,
