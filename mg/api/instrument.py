@@ -17,6 +17,9 @@ Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 Asgi = Callable[[Any, Any, Any], Awaitable[None]]
 
+ROUTE_KEY = "mg.route"
+"""Where the route's name is left in the ASGI scope, for the HTTP metrics."""
+
 # Methods outside this set are counted as "other": a client cannot mint label values.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -13,6 +13,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from mg.api import requests
+from mg.api.instrument import ROUTE_KEY
 from mg.api.openapi import document
 from mg.observability.health import Readiness
 from mg.observability.metrics import CONTENT_TYPE, Metrics
@@ -21,9 +22,6 @@ from mg.observability.metrics import CONTENT_TYPE, Metrics
 class Ready(Protocol):
     async def readiness(self) -> Readiness: ...
 
-
-ROUTE_KEY = "mg.route"
-"""Where the route's name is left in the ASGI scope, for the HTTP metrics."""
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
