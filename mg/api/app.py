@@ -1,6 +1,8 @@
 """The Quart application: the operator's routes (``mg.api.operator``), the console's
-(``mg.console``), and one catch-all rule for the client API and every other path, which
-``mg.api.dispatch`` answers (mg's 404 for a path nobody serves)."""
+(``mg.console``), and one catch-all rule for every other path, which ``mg.api.dispatch``
+answers (mg's 404 for a path nobody serves). The client API (``/v1/...``) does not pass through
+Quart: the front door hands it to ``mg.api.direct``, except under a server that does not report
+disconnects as mg's does, when it comes to the catch-all too."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from mg.api import bodies, requests
 from mg.api.admission import Admission
 from mg.api.auth import Authenticator
+from mg.api.direct import DirectApi
 from mg.api.dispatch import Dispatcher, Reply, error_reply
 from mg.api.frontdoor import DISPATCH_PATH, FrontDoor
 from mg.api.incoming import BodyReader, Incoming, too_large
@@ -79,11 +82,11 @@ def create_app(
     async def dispatch(path: str = "") -> Response:
         return _response(await dispatcher.respond(Incoming(request.scope, read_body)))
 
-    # The front door sends every /v1/ path here; mg routes on the raw path. Paths no other rule
-    # takes come here too, for mg's 404.
+    # Paths no other rule takes come here, for mg's 404; so do /v1/ paths when the front door
+    # cannot serve them directly (it points them at DISPATCH_PATH). mg routes on the raw path.
     app.add_url_rule(DISPATCH_PATH, "dispatch", dispatch, methods=ALL_METHODS)
     app.add_url_rule("/<path:path>", "unrouted", dispatch, methods=ALL_METHODS)
-    front_door = FrontDoor(app.asgi_app, connections)
+    front_door = FrontDoor(app.asgi_app, connections, DirectApi(dispatcher, max_body_bytes))
     app.asgi_app = front_door  # type: ignore[method-assign]
     if operator is not None:
         add_operator_routes(app, operator)

@@ -1,17 +1,20 @@
 """The front door: ASGI rules every request passes before Quart sees it.
 
-* The client API (``/v1/...``) is routed by mg, on the raw path: its requests go to the one
-  dispatch rule whatever their path, so an id may hold any character (a line feed too, which
-  Werkzeug's converters do not match), and every method reaches mg's router (405 with ``Allow``
-  for a method a path does not take, whatever the method). Other paths are Quart's.
+* The client API (``/v1/...``) is routed by mg, on the raw path, so an id may hold any
+  character (a line feed too, which Werkzeug's converters do not match), and every method
+  reaches mg's router (405 with ``Allow`` for a method a path does not take, whatever the
+  method). Its requests go straight to ``mg.api.direct``, past Quart; under a server that does
+  not report disconnects as mg's does (``mg.connections.Disconnect``), to Quart's one dispatch
+  rule instead, whatever their path. Other paths are Quart's.
 * ``Content-Length`` together with ``Transfer-Encoding`` is refused (400, connection closed): a
   proxy in front may frame the body differently than we do.
 * An answer given before the request's body has arrived (404, 405, 401, 403, 413, 429, 503...)
   says ``Connection: close``: the unread rest of the body cannot be told from a next request.
-* The last message of a response is sent shielded from cancellation. Quart cancels the request's
-  tasks when hypercorn reports the response complete, and hypercorn does its bookkeeping for
-  the connection's next request (the idle timer) or closes the connection inside that very
-  call; cancelled there, an idle connection would stay open forever.
+* The last message of a response is sent shielded from cancellation. Quart (and the direct
+  path, told by ``Disconnect``) cancels the request's work when hypercorn reports the response
+  complete, and hypercorn does its bookkeeping for the connection's next request (the idle
+  timer) or closes the connection inside that very call; cancelled there, an idle connection
+  would stay open forever.
 * The connection a request came on is marked busy while it is handled (``mg.connections``).
 """
 
@@ -24,6 +27,7 @@ from typing import Any
 import trio
 
 from mg.api import bodies, errors, requests
+from mg.api.direct import can_serve
 from mg.connections import Connections
 from mg.errors import InvalidRequest
 
@@ -60,9 +64,12 @@ def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
 
 
 class FrontDoor:
-    def __init__(self, app: Asgi, connections: Connections | None) -> None:
+    def __init__(
+        self, app: Asgi, connections: Connections | None, direct: Asgi | None = None
+    ) -> None:
         self._app = app
         self._connections = connections
+        self._direct = direct
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,11 +104,15 @@ class FrontDoor:
                 return
             await send(message)
 
+        app = self._app
         if str(scope.get("path", "")).startswith(API_PREFIX):
-            # In place: the middleware outside reads what the app leaves in this very scope.
-            scope["path"] = DISPATCH_PATH
+            if self._direct is not None and can_serve(scope):
+                app = self._direct
+            else:
+                # In place: the middleware outside reads what the app leaves in this very scope.
+                scope["path"] = DISPATCH_PATH
         with self._busy(scope.get("client")):
-            await self._app(scope, receiving, sending)
+            await app(scope, receiving, sending)
 
     @contextmanager
     def _busy(self, client: Any) -> Iterator[None]:
