@@ -8,10 +8,11 @@ notify / timer operations at a given concurrency for a given time, with a live p
 Then it waits for the cluster to go quiet (timers fired, notifications delivered, sinks caught
 up) and checks the invariants on every database (tools/stress_support/invariants.py). It prints
 per-operation latency percentiles and throughput, writes everything to JSON, and exits non-zero
-on any violation.
+on any violation. ``--kill-worker SECONDS`` kills a worker of a node with SIGKILL that often
+during the load (its parent starts it again).
 
     python tools/stress.py --cluster 2 --machines 200 --concurrency 32 --duration 30
-    python tools/stress.py --cluster 2 --workers 2 --databases 2 --duration 60
+    python tools/stress.py --cluster 2 --workers 2 --databases 2 --kill-worker 15 --duration 60
     python tools/stress.py --url http://127.0.0.1:8022 --database-url postgresql://... \\
         --processor-port 9000         # the nodes' namespace "stress" must use this processor
 """
@@ -19,15 +20,19 @@ on any violation.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import random
+import re
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,9 @@ from tests.support.processes import NodeProcess, write_config
 from tools.stress_support import QUIET
 from tools.stress_support.invariants import StressDatabase, check_databases
 from tools.stress_support.workload import NS, Ledger, Mix, StressProcessor, run_workers
+
+# The parent of a node of several workers logs each worker it starts (mg/workers/supervisor.py).
+WORKER_STARTED = re.compile(r"^started worker (\d+) \(pid (\d+)\)$")
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -80,6 +88,16 @@ class Placed:
     url: str
     namespaces: list[str] | None
     sinks: list[str]
+
+
+@dataclass
+class Cluster:
+    """What the load runs against: the nodes' URLs, the databases, and the node processes when
+    the tool started them (none for nodes given)."""
+
+    urls: list[str]
+    placed: list[Placed]
+    nodes: list[NodeProcess] = field(default_factory=list)
 
 
 def placements(databases: int) -> list[tuple[str, str]]:
@@ -140,9 +158,7 @@ async def own_databases(args: argparse.Namespace, workdir: Path) -> AsyncIterato
 
 
 @asynccontextmanager
-async def own_cluster(
-    args: argparse.Namespace, processor_url: str
-) -> AsyncIterator[tuple[list[str], list[Placed]]]:
+async def own_cluster(args: argparse.Namespace, processor_url: str) -> AsyncIterator[Cluster]:
     """``args.databases`` embedded Postgres clusters and ``args.cluster`` node processes (of
     ``args.workers`` each) serving the namespaces of all of them."""
     workdir = Path(tempfile.mkdtemp(prefix="mg-stress-"))
@@ -164,7 +180,7 @@ async def own_cluster(
             ]
             urls = [await node.start(nursery) for node in nodes]
             try:
-                yield urls, placed
+                yield Cluster(urls, placed, nodes)
             finally:
                 for node in nodes:
                     node.signal(15)
@@ -186,6 +202,33 @@ async def bridges(urls: list[str]) -> AsyncIterator[list[Bridge]]:
         yield opened
 
 
+def worker_pids(node: NodeProcess) -> list[int]:
+    """The current pid of each of the node's workers, from its parent's log."""
+    pids: dict[int, int] = {}
+    for message in node.messages():
+        if found := WORKER_STARTED.match(message):
+            pids[int(found[1])] = int(found[2])
+    return list(pids.values())
+
+
+async def kill_workers(
+    nodes: list[NodeProcess], every: float, seed: int, killed: list[int]
+) -> None:
+    """Every ``every`` seconds, kill -9 one worker of one node: the requests it held are lost
+    mid-way (their outcome unknown to the client), its steps' transactions roll back when its
+    connections drop, and its parent starts it again while the other workers serve."""
+    rng = random.Random(seed)
+    while True:
+        await trio.sleep(every)
+        pids = worker_pids(rng.choice(nodes))
+        if pids:
+            pid = rng.choice(pids)
+            # Already gone (restarting after the previous kill): nothing to count.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+
 async def wait_quiet(bridges: list[Bridge], seconds: float) -> bool:
     """Every database quiet at once, within ``seconds`` in all."""
     with trio.move_on_after(seconds):
@@ -203,17 +246,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     processor = StressProcessor()
     ledger = Ledger()
     mix = Mix.parse(args.mix)
+    killed: list[int] = []
     async with trio.open_nursery() as outer:
         base = await outer.start(serve, processor, "127.0.0.1", args.processor_port)
         processor_url = base + "/processor"
         cluster = own_cluster(args, processor_url) if args.cluster else _given(args)
-        async with cluster as (urls, placed):
-            clients = [AsyncClient(url, default_timeout=args.timeout) for url in urls]
-            namespaces = [ns for ns, _ in placements(len(placed))]
+        async with cluster as ran:
+            clients = [AsyncClient(url, default_timeout=args.timeout) for url in ran.urls]
+            namespaces = [ns for ns, _ in placements(len(ran.placed))]
             began = trio.current_time()
             async with trio.open_nursery() as nursery:
                 if not args.quiet:
                     nursery.start_soon(progress, ledger, args.duration, began)
+                if args.kill_worker:
+                    nursery.start_soon(kill_workers, ran.nodes, args.kill_worker, args.seed, killed)
                 await run_workers(
                     clients,
                     ledger,
@@ -227,12 +273,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 nursery.cancel_scope.cancel()
             elapsed = trio.current_time() - began
             sys.stderr.write("\n")
-            async with bridges([one.url for one in placed]) as opened:
+            async with bridges([one.url for one in ran.placed]) as opened:
                 quiet = await wait_quiet(opened, args.settle)
                 report = await check_databases(
                     [
                         StressDatabase(bridge, one.sinks, one.namespaces, name=str(index + 1))
-                        for index, (bridge, one) in enumerate(zip(opened, placed, strict=True))
+                        for index, (bridge, one) in enumerate(zip(opened, ran.placed, strict=True))
                     ],
                     ledger,
                 )
@@ -250,12 +296,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "when": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "conditions": {
-            "nodes": len(urls),
+            "nodes": len(ran.urls),
             "workers": args.workers if args.cluster else None,
             "databases": {
                 str(index + 1): {"namespaces": one.namespaces, "sinks": one.sinks}
-                for index, one in enumerate(placed)
+                for index, one in enumerate(ran.placed)
             },
+            "kill_worker_every": args.kill_worker,
             "machines": args.machines,
             "concurrency": args.concurrency,
             "duration": args.duration,
@@ -271,6 +318,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "total_per_second": round(ledger.done / elapsed, 1),
         "errors": dict(ledger.errors),
+        "workers_killed": len(killed),
+        "outcome_unknown": len(ledger.unknown),
         "timers_set": ledger.timers_set,
         "timeouts_handled": processor.timeouts,
         "checked": report.checked,
@@ -280,12 +329,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _given(args: argparse.Namespace) -> AsyncIterator[tuple[list[str], list[Placed]]]:
+async def _given(args: argparse.Namespace) -> AsyncIterator[Cluster]:
     if not args.url or not args.database_url:
         raise SystemExit("without --cluster, give --url (one or more) and --database-url")
-    if args.databases != 1:
-        raise SystemExit("--databases starts the databases: it needs --cluster")
-    yield args.url, [Placed(args.database_url, None, ["main"] if args.sink else [])]
+    if args.databases != 1 or args.kill_worker:
+        raise SystemExit("--databases and --kill-worker act on what the tool starts: --cluster")
+    yield Cluster(args.url, [Placed(args.database_url, None, ["main"] if args.sink else [])])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="embedded Postgres clusters, a namespace and a sink on each (--cluster)",
+    )
+    parser.add_argument(
+        "--kill-worker",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="kill -9 a worker of a node every SECONDS of the load (--cluster, --workers 2+)",
     )
     parser.add_argument("--url", action="append", help="a running node (repeatable)")
     parser.add_argument("--database-url", help="the nodes' database, for the checks")
@@ -318,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.databases < 1:
         parser.error("--databases must be 1 or more")
+    if args.kill_worker and args.workers < 2:
+        parser.error("--kill-worker needs nodes of --workers 2 or more (one worker is the node)")
     result = trio.run(run, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
@@ -326,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     for op, figures in result["operations"].items():
         print(f"{op:<10}" + "".join(f"{figures.get(name, '-'):>11}" for name in columns))
     print(f"total {result['total_per_second']}/s; errors {result['errors'] or 'none'}")
+    if args.kill_worker:
+        unknown = result["outcome_unknown"]
+        print(f"workers killed: {result['workers_killed']}; outcomes unknown: {unknown}")
     print(f"checked: {result['checked']}")
     if result["ok"]:
         print("invariants: all hold")
