@@ -307,6 +307,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "duration": args.duration,
             "mix": mix.weights,
+            "seed": args.seed,
         },
         "operations": {
             op: {
