@@ -18,51 +18,10 @@ import math
 import httpx
 import trio
 
+from mg.adapters.http_answers import read_limited
+from mg.adapters.http_bodies import ReadAnswer
+
 PER_POOL = 1
-
-
-class AnswerTooLarge(Exception):
-    """An answer's body is over the byte limit of its reader (nothing past it was read)."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"the answer is over {limit} bytes (at least {size})")
-        self.size = size
-        self.limit = limit
-
-
-async def read_limited(response: httpx.Response, limit: int | None) -> bytes:
-    """The body of a streamed ``response``, decoded, or ``AnswerTooLarge`` when it is over
-    ``limit`` bytes: refused before reading when its declared length says so, else read to
-    its end with everything past the limit dropped, so a huge answer never sits in memory.
-    (Reading on, rather than leaving the stream half-read, lets httpcore's generators finish:
-    trio warns about async generators collected unfinished.)"""
-    declared = response.headers.get("content-length", "")
-    if limit is not None and declared.isdigit() and int(declared) > limit:
-        raise AnswerTooLarge(int(declared), limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if limit is None or size <= limit:
-            chunks.append(chunk)
-        elif chunks:
-            chunks.clear()
-    if limit is not None and size > limit:
-        raise AnswerTooLarge(size, limit)
-    return b"".join(chunks)
-
-
-def buffered(
-    streamed: httpx.Response, content: bytes, request: httpx.Request | None = None
-) -> httpx.Response:
-    """A read answer holding ``content`` (already decoded: every header is kept but the
-    content encoding)."""
-    kept = [
-        (name, value)
-        for name, value in streamed.headers.multi_items()
-        if name.lower() != "content-encoding"
-    ]
-    return httpx.Response(streamed.status_code, headers=kept, content=content, request=request)
 
 
 class HttpPools:
@@ -89,10 +48,11 @@ class HttpPools:
         headers: dict[str, str],
         seconds: float,
         max_bytes: int | None = None,
-    ) -> httpx.Response:
+    ) -> ReadAnswer:
         """POST ``body`` and read the whole answer within ``seconds``, headers and body
         together; httpx's ``TimeoutException`` past them; ``AnswerTooLarge`` past
-        ``max_bytes`` of body.
+        ``max_bytes`` of body; ``httpx.DecodingError`` for a body its content encoding does
+        not decode.
 
         httpx's own timeout bounds each socket operation only (a server that sends a byte now
         and then never trips it), so the whole exchange also runs in a trio cancel scope.
@@ -120,7 +80,7 @@ class HttpPools:
             in_flight[index] -= 1
         if bound.cancelled_caught or response is None:
             raise httpx.ReadTimeout(f"no whole answer within {seconds:.3f}s", request=request)
-        return buffered(response, content, request)
+        return ReadAnswer(response.status_code, response.headers.get("content-type", ""), content)
 
     async def aclose(self) -> None:
         for transport in self._transports:

@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
-from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
-from mg.adapters.http_pools import AnswerTooLarge, HttpPools
+from mg.adapters.http_answers import AnswerTooLarge
+from mg.adapters.http_bodies import ReadAnswer, call_headers, decode, encode, excerpt
+from mg.adapters.http_pools import HttpPools
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
 from mg.core.processor_wire import Kind, Reply, parse_refusal, parse_reply, request_value
@@ -65,12 +66,16 @@ class HttpProcessor:
         headers = call_headers(media, deadline, namespace.name, machine_id, trace)
         name = namespace.name
         try:
-            response = await self._pools[name].send(
+            answer = await self._pools[name].send(
                 self._urls[name], body, headers, remaining, namespace.processor_max_reply_bytes
             )
         except AnswerTooLarge as error:
             raise ProcessorPermanentFailure(
                 f"the processor's answer is over processor.max_reply_bytes ({error.limit} bytes)"
+            ) from error
+        except httpx.DecodingError as error:
+            raise ProcessorPermanentFailure(
+                f"the processor's answer does not decode by its Content-Encoding: {error}"
             ) from error
         except httpx.TimeoutException as error:
             raise ProcessorTransientFailure(
@@ -82,18 +87,18 @@ class HttpProcessor:
                 f"the processor is unreachable: {type(error).__name__}: {error}"
             ) from error
         last = machine.record.last_event_id if machine is not None else 0
-        return self._classify(kind, response, namespace, last)
+        return self._classify(kind, answer, namespace, last)
 
     def _classify(
-        self, kind: Kind, response: httpx.Response, namespace: Namespace, last_event_id: int
+        self, kind: Kind, answer: ReadAnswer, namespace: Namespace, last_event_id: int
     ) -> Reply:
         encoding = namespace.processor_encoding
-        status = response.status_code
+        status = answer.status
         if status == 503:
-            raise ProcessorTransientFailure(f"the processor answered 503: {excerpt(response)}")
+            raise ProcessorTransientFailure(f"the processor answered 503: {excerpt(answer)}")
         if kind in (Kind.REPAIR, Kind.INIT) and status == 422:
             try:
-                refusal = decode(response, encoding)
+                refusal = decode(answer, encoding)
             except (ShapeError, ValueError):
                 refusal = None
             code = refusal.get("error") if isinstance(refusal, dict) else None
@@ -114,10 +119,10 @@ class HttpProcessor:
                     f"the processor's refusal breaks the protocol: {error}"
                 ) from error
         if not 200 <= status < 300:
-            raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(response)}")
+            raise ProcessorPermanentFailure(f"the processor answered {status}: {excerpt(answer)}")
         try:
             return parse_reply(
-                decode(response, encoding),
+                decode(answer, encoding),
                 max_events=namespace.processor_max_events,
                 last_event_id=last_event_id,
             )
