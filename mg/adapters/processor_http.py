@@ -1,9 +1,10 @@
-"""The ``Processor`` port over HTTP (PROTOCOL section 4), httpx connection pools per namespace
-(``http_pools``).
+"""The ``Processor`` port over HTTP (PROTOCOL section 4), httpcore connection pools per
+namespace (``http_pools``).
 
 Classification is the contract's: connection refused or reset, no answer before the deadline,
 or ``503`` are transient; any other non-2xx status or a body that breaks the schema is
-permanent. ``422 {"error": "repair_failed"}`` to a repair is the processor's refusal, and
+permanent, and so is a body that does not decode by its Content-Encoding. ``422 {"error":
+"repair_failed"}`` to a repair is the processor's refusal, and
 ``422 {"error": "invalid_args"}`` to an init its refusal of the start's arguments.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from mg.adapters.http_answers import AnswerTooLarge
-from mg.adapters.http_bodies import ReadAnswer, call_headers, decode, encode, excerpt
+from mg.adapters.http_bodies import CallHeaders, ReadAnswer, decode, encode, excerpt, media_of
 from mg.adapters.http_pools import HttpPools
 from mg.core.deadline import Deadline
 from mg.core.model import Machine
@@ -32,13 +33,17 @@ from mg.settings import Namespace
 
 class HttpProcessor:
     """Calls namespaces' processors; pooled connections stay open between steps. No proxy from
-    the environment ever sits between mg and its processors (transports are used directly)."""
+    the environment ever sits between mg and its processors (pools are used directly)."""
 
     def __init__(self, namespaces: Mapping[str, Namespace]) -> None:
         self._pools = {
-            name: HttpPools(ns.processor_max_connections) for name, ns in namespaces.items()
+            name: HttpPools(ns.processor_url, ns.processor_max_connections)
+            for name, ns in namespaces.items()
         }
-        self._urls = {name: httpx.URL(ns.processor_url) for name, ns in namespaces.items()}
+        self._headers = {
+            name: CallHeaders(name, media_of(ns.processor_encoding))
+            for name, ns in namespaces.items()
+        }
 
     async def aclose(self) -> None:
         for pools in self._pools.values():
@@ -59,15 +64,14 @@ class HttpProcessor:
             raise ProcessorTransientFailure(
                 "the deadline passed before the processor call", timed_out=True
             )
-        body, media = encode(
-            request_value(kind, args, namespace.name, machine_id, machine),
-            namespace.processor_encoding,
-        )
-        headers = call_headers(media, deadline, namespace.name, machine_id, trace)
         name = namespace.name
+        body, _ = encode(
+            request_value(kind, args, name, machine_id, machine), namespace.processor_encoding
+        )
+        headers = self._headers[name].of(deadline, machine_id, trace)
         try:
             answer = await self._pools[name].send(
-                self._urls[name], body, headers, remaining, namespace.processor_max_reply_bytes
+                body, headers, remaining, namespace.processor_max_reply_bytes
             )
         except AnswerTooLarge as error:
             raise ProcessorPermanentFailure(
