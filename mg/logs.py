@@ -65,6 +65,13 @@ def make_handler(style: str, stream: TextIO | None = None) -> logging.Handler:
 
 
 def configure_logging(style: str, level: str) -> None:
+    # Where each call was made from (a walk up the stack per record), thread, process and
+    # multiprocessing names: no formatter of mg prints them, and the first costs on every
+    # line of the hot path. The logging HOWTO's "Optimization" section names these switches.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [make_handler(style)]
     root.setLevel(level.upper())

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import bench_cpu
 import msgpack
 import trio
 from bench_pgbench import bench_queries
@@ -117,9 +118,24 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
         nodes = [NodeProcess(node_config, env=env) for _ in range(args.nodes)]
         for node in nodes:
             await node.start(nursery)
+        pids = {
+            f"mg_{number}": node.process.pid
+            for number, node in enumerate(nodes)
+            if node.process is not None
+        }
+        # Idle with the pending timers stored: what the nodes spend before any is due.
+        idle_from = time.time() + 2.0
+        idle_until = start_at.timestamp() - 0.5
+        await trio.sleep(max(0.0, idle_from - time.time()))
+        idle_before = bench_cpu.snapshot(pids)
+        await trio.sleep(max(0.0, idle_until - time.time()))
+        idle_after = bench_cpu.snapshot(pids)
+        idle_seconds = time.time() - idle_from
+        busy_before = idle_after
         window = args.timers / args.rate
-        with trio.move_on_after(args.lead + window + args.grace):
+        with trio.move_on_after(max(0.0, start_at.timestamp() - time.time()) + window + args.grace):
             await recorder.done.wait()
+        busy_after = bench_cpu.snapshot(pids)
         for node in nodes:
             node.signal(15)
         for node in nodes:
@@ -133,6 +149,8 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
     fired = [recorder.received[k] for k in due if k in recorder.received]
     early = sum(1 for lag in lags if lag < 0)
     span = (max(fired) - min(fired)) if len(fired) > 1 else 0.0
+    idle_cpu = sum(idle_after[name] - idle_before[name] for name in pids)
+    busy_cpu = sum(busy_after[name] - busy_before[name] for name in pids)
     return {
         "tool": "bench_timers",
         "when": datetime.now(UTC).isoformat(),
@@ -158,6 +176,11 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "mean": round(statistics.fmean(lags), 2) if lags else None,
         },
         "fired_per_second": round(len(fired) / span, 1) if span else None,
+        # Share of one core the nodes used while idle with the pending timers, and the node
+        # CPU per fired timer (firing window and grace, every node and worker).
+        "idle_cpu_percent": round(100 * idle_cpu / idle_seconds, 2) if idle_seconds > 0 else None,
+        "idle_seconds": round(idle_seconds, 1),
+        "node_cpu_ms_per_timer": round(1000 * busy_cpu / len(lags), 3) if lags else None,
     }
 
 
@@ -172,7 +195,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="timers.concurrency per node")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--pool", type=int, default=48)
-    parser.add_argument("--lead", type=float, default=8.0, help="seconds before the first is due")
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=15.0,
+        help="seconds before the first is due (the nodes' idle CPU is measured meanwhile)",
+    )
     parser.add_argument("--grace", type=float, default=30.0)
 
 
@@ -183,6 +211,8 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         f"timers {result['fired']}/{args.timers} fired (early: {result['early']}), "
         f"{args.pending} pending, {args.nodes} node(s), due at {args.rate:g}/s\n"
         f"fire lag ms: p50 {lag['p50']}  p99 {lag['p99']}  max {lag['max']}\n"
-        f"fired per second: {result['fired_per_second']}"
+        f"fired per second: {result['fired_per_second']}\n"
+        f"node CPU: {result['node_cpu_ms_per_timer']} ms per timer; idle with {args.pending} "
+        f"pending: {result['idle_cpu_percent']} % of a core over {result['idle_seconds']} s"
     )
     return result

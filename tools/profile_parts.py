@@ -62,14 +62,30 @@ def account(path: Path) -> dict[str, Counter[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("profile", type=Path)
+    parser.add_argument(
+        "--thread-ms",
+        action="append",
+        default=[],
+        metavar="THREAD=MS",
+        help="a thread's CPU milliseconds per call, from /proc (bench.py steps records "
+        "mg_main_thread for MainThread and mg_other_threads for mg-postgres-bridge): its "
+        "parts are then also shown as milliseconds, each its share of the thread's samples",
+    )
     args = parser.parse_args()
+    per_thread = {
+        name: float(value) for name, _, value in (item.partition("=") for item in args.thread_ms)
+    }
     threads = account(args.profile)
     total = sum(sum(parts.values()) for parts in threads.values())
     for thread, parts in sorted(threads.items(), key=lambda item: -sum(item[1].values())):
         samples = sum(parts.values())
         print(f"\n{thread}: {samples} samples, {100 * samples / total:.0f} % of all")
         for part, count in parts.most_common():
-            print(f"  {100 * count / samples:5.1f} %  {100 * count / total:5.1f} % of all  {part}")
+            spent = per_thread.get(thread)
+            ms = f"  {spent * count / samples:5.2f} ms" if spent is not None else ""
+            print(
+                f"  {100 * count / samples:5.1f} %  {100 * count / total:5.1f} % of all{ms}  {part}"
+            )
 
 
 if __name__ == "__main__":

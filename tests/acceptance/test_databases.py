@@ -196,3 +196,26 @@ async def test_timers_and_notifications_run_on_each_database(
                         break
                     await trio.sleep(0.05)
             await api.aclose()
+
+
+async def test_db_url_and_psql_reach_the_database_of_a_namespace(
+    database_url: str, processor: FakeProcessor, second: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    await trio.to_thread.run_sync(second.start)
+    path = str(write_config(tmp_path / "mg.toml", config(processor, second.url())))
+    env = environment(MG_DATABASE_URL=database_url)
+    for ns, url in (("far", second.url()), ("near", database_url), (None, database_url)):
+        chosen = ("--namespace", ns) if ns else ()
+        named = await mg_process("db", "url", "--config", path, *chosen, env=env)
+        assert (named.code, named.out.strip()) == (0, url), named
+    # psql's own options after mg's, in either spelling of mg's.
+    port = "SELECT inet_server_port()"
+    for chosen in (("--namespace", "far"), ("--namespace=far",)):
+        ran = await mg_process("psql", *chosen, "--config", path, "-At", "-c", port, env=env)
+        assert (ran.code, ran.out.strip(), ran.err) == (0, str(second.port), "")
+    unknown = await mg_process("db", "url", "--config", path, "--namespace", "elsewhere", env=env)
+    assert unknown.code == 2
+    assert unknown.err.strip() == (
+        "mg: bad configuration: no namespace 'elsewhere' in the configuration "
+        "(namespaces: far, near)"
+    )

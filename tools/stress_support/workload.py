@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,8 @@ class StressProcessor(Processor):
     def __init__(self) -> None:
         self.timeouts = 0
         self.refused_timeouts = 0
-        self.in_flight: dict[str, int] = defaultdict(int)
+        # By namespace and id: one id in two namespaces is two machines.
+        self.in_flight: dict[tuple[str, str], int] = defaultdict(int)
         self.overlaps = 0
         self.away = False
         self.delay = 0.0
@@ -41,12 +43,12 @@ class StressProcessor(Processor):
             raise Transient("away for maintenance")
 
     def _enter(self, machine: Machine) -> None:
-        self.in_flight[machine.id] += 1
-        if self.in_flight[machine.id] > 1:
+        self.in_flight[machine.ns, machine.id] += 1
+        if self.in_flight[machine.ns, machine.id] > 1:
             self.overlaps += 1
 
     def _leave(self, machine: Machine) -> None:
-        self.in_flight[machine.id] -= 1
+        self.in_flight[machine.ns, machine.id] -= 1
 
     def init(self, args: Any, machine: Machine) -> Result:
         self._check_here()
@@ -85,7 +87,8 @@ class StressProcessor(Processor):
 @dataclass
 class Ledger:
     """What the workers were told: tokens acknowledged, tokens refused (nothing applied) and
-    tokens whose outcome is unknown; latencies per operation."""
+    tokens whose outcome is unknown; latencies per operation. Machine ids are unique across
+    namespaces; ``homes`` says which namespace holds each."""
 
     acknowledged: set[str] = field(default_factory=set)
     refused: set[str] = field(default_factory=set)
@@ -93,6 +96,7 @@ class Ledger:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     machines: list[str] = field(default_factory=list)
+    homes: dict[str, str] = field(default_factory=dict)
     made_to_fail: set[str] = field(default_factory=set)
     timers_set: int = 0
     done: int = 0
@@ -129,15 +133,20 @@ async def run_workers(
     concurrency: int,
     duration: float,
     seed: int,
+    namespaces: Sequence[str] = (NS,),
 ) -> None:
-    random.Random(seed)
+    """``namespaces``: the machines are spread over them in turn (and new ones at random), so
+    that every namespace (and the database holding it) takes its share of the load."""
     ledger.machines = [f"m-{seed}-{n}" for n in range(machines)]
+    for n, machine_id in enumerate(ledger.machines):
+        ledger.homes[machine_id] = namespaces[n % len(namespaces)]
     stop_at = trio.current_time() + duration
     started: set[str] = set()
 
     async def start(client: AsyncClient, machine_id: str) -> None:
         token = uuid.uuid4().hex
-        await _attempt(ledger, "start", token, client.start(NS, machine_id, {"token": token}))
+        ns = ledger.homes[machine_id]
+        await _attempt(ledger, "start", token, client.start(ns, machine_id, {"token": token}))
         started.add(machine_id)
 
     # Every machine exists before the mix begins (starts in the mix create more).
@@ -157,31 +166,34 @@ async def run_workers(
             client = clients[local.randrange(len(clients))]
             op = mix.pick(local)
             machine_id = local.choice(ledger.machines)
+            ns = ledger.homes[machine_id]
             token = uuid.uuid4().hex
             if op == "start":
                 machine_id = f"m-{seed}-new-{uuid.uuid4().hex[:8]}"
+                ns = local.choice(namespaces)
+                ledger.homes[machine_id] = ns
                 if await _attempt(
-                    ledger, op, token, client.start(NS, machine_id, {"token": token})
+                    ledger, op, token, client.start(ns, machine_id, {"token": token})
                 ):
                     ledger.machines.append(machine_id)
             elif op == "call":
-                await _attempt(ledger, op, token, client.call(NS, machine_id, {"token": token}))
+                await _attempt(ledger, op, token, client.call(ns, machine_id, {"token": token}))
             elif op == "timer":
                 delay = round(local.uniform(0.1, 1.0), 3)
                 args = {"token": token, "timer": delay}
-                if await _attempt(ledger, op, token, client.call(NS, machine_id, args)):
+                if await _attempt(ledger, op, token, client.call(ns, machine_id, args)):
                     ledger.timers_set += 1
             elif op == "notify":
-                await _attempt(ledger, op, token, client.notify(NS, machine_id, {"token": token}))
+                await _attempt(ledger, op, token, client.notify(ns, machine_id, {"token": token}))
             elif op == "fail":
                 ledger.made_to_fail.add(machine_id)
                 await _attempt(
-                    ledger, op, token, client.call(NS, machine_id, {"token": token, "fail": True})
+                    ledger, op, token, client.call(ns, machine_id, {"token": token, "fail": True})
                 )
             else:
                 began = time.perf_counter()
                 try:
-                    await client.get(NS, machine_id)
+                    await client.get(ns, machine_id)
                     ledger.record(op, time.perf_counter() - began)
                 except MgError as error:
                     ledger.errors[f"{op}:{error.code}"] += 1

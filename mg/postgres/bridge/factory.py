@@ -6,11 +6,12 @@ from typing import Any
 
 from mg.postgres.bridge.interface import Bridge
 
-BRIDGE_KINDS = ("thread", "trio-asyncio")
+BRIDGE_KINDS = ("thread", "uvloop", "trio-asyncio")
 
 
 def make_bridge(kind: str, dsn: str, **options: Any) -> Bridge:
-    """Build (not open) a bridge: ``"thread"`` (default) or ``"trio-asyncio"``.
+    """Build (not open) a bridge: ``"thread"`` (default), ``"uvloop"`` (the same thread, its
+    loop uvloop's) or ``"trio-asyncio"``.
 
     ``options`` go to the constructor: ``min_size``, ``max_size``, ``connect_timeout``,
     ``release_timeout``, ``reset`` (``"cheap"`` or ``"full"``).
@@ -20,6 +21,12 @@ def make_bridge(kind: str, dsn: str, **options: Any) -> Bridge:
         from mg.postgres.bridge.thread_loop import ThreadLoopBridge
 
         return ThreadLoopBridge(dsn, **options)
+    if kind == "uvloop":
+        import uvloop
+
+        from mg.postgres.bridge.thread_loop import ThreadLoopBridge
+
+        return ThreadLoopBridge(dsn, loop_factory=uvloop.new_event_loop, **options)
     if kind == "trio-asyncio":
         from mg.postgres.bridge.trio_asyncio_loop import TrioAsyncioBridge
 

@@ -97,8 +97,15 @@ class _Handoff:
 class ThreadLoopBridge(AsyncioPoolBridge):
     """asyncpg on a private asyncio loop in a daemon thread; see ``AsyncioPoolBridge``."""
 
-    def __init__(self, dsn: str, **options: Unpack[PoolOptions]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.SelectorEventLoop,
+        **options: Unpack[PoolOptions],
+    ) -> None:
         super().__init__(dsn, **options)
+        self._loop_factory = loop_factory
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -113,7 +120,7 @@ class ThreadLoopBridge(AsyncioPoolBridge):
         self._to_trio_box = _Mailbox(self._token.run_sync_soon)
         # An explicit class: after ``import trio_asyncio`` (the other bridge), the policy's
         # ``new_event_loop`` called from a trio thread would hand back a trio-asyncio loop.
-        self._loop = asyncio.SelectorEventLoop()
+        self._loop = self._loop_factory()
         self._loop.set_exception_handler(self._on_loop_error)
         self._to_loop = _Mailbox(self._loop.call_soon_threadsafe)
         self._thread = threading.Thread(
