@@ -1,7 +1,7 @@
 """Serving the client API with hypercorn's trio worker, with mg's own listener and HTTP/1.1
 rules around it.
 
-``hypercorn.trio.serve`` is followed step for step, with four differences:
+``hypercorn.trio.serve`` is followed step for step, with five differences:
 
 * the listeners are wrapped in a ``CappedListener`` and every connection is tracked in
   ``Connections`` (the cap on open connections, see ``mg.connections``);
@@ -9,6 +9,7 @@ rules around it.
   the HTTP/2 preface is just a bad HTTP/1.1 request (TLS offers ``http/1.1`` only by ALPN);
 * ``100 Continue`` is sent only when the declared ``Content-Length`` is within
   ``max_body_bytes``: a body that will be refused with 413 is not invited;
+* a response goes out in one write, not three (see ``_H11._send_h11_event``);
 * an HTTP request's app is spawned by ``_TaskGroup``: its scope carries a ``Disconnect``
   (``mg.connections``), and messages for an app that has returned are dropped.
 """
@@ -23,7 +24,10 @@ from typing import Any
 import h11
 import trio
 from hypercorn.config import Config
+from hypercorn.events import RawData
 from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.events import Event as StreamEvent
+from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
@@ -70,6 +74,40 @@ class _H11(H11Protocol):
         )
         self._http2 = http2
         self._max_body_bytes = max_body_bytes
+        self._held_head = b""
+
+    async def _send_h11_event(self, event: Any) -> None:
+        """Hypercorn writes a response as three writes (head, body, end of message), each
+        taking the connection's send lock, a shielded cancel scope and a ``send`` system call
+        (the end of a ``Content-Length`` message is an empty write, still a pass through trio's
+        scheduler). So the head is held until the first body bytes or the end of the message
+        and leaves with them, and empty writes are skipped. Streamed chunks still go out one
+        by one as they come, and informational answers (``100 Continue``) at once."""
+        try:
+            data = self.connection.send(event) or b""
+        except h11.LocalProtocolError:
+            # Hypercorn's rule: refused because the client broke the protocol, it is dropped.
+            if self.connection.their_state != h11.ERROR:
+                raise
+            data = b""
+        else:
+            if isinstance(event, h11.Response):
+                self._held_head = data
+                return
+        await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        if self._held_head:
+            data, self._held_head = self._held_head + data, b""
+        if data:
+            await self.send(RawData(data=data))
+
+    async def stream_send(self, event: StreamEvent) -> None:
+        if isinstance(event, StreamClosed):
+            # An answer that ended after its head alone (the app gave up): the head still
+            # goes out before the connection closes, as it did when it was sent at once.
+            await self._write(b"")
+        await super().stream_send(event)
 
     async def _check_protocol(self, event: h11.Request) -> None:
         if self._http2:

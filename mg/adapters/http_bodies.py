@@ -4,10 +4,9 @@ JSON out, either back by the answer's Content-Type."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from mg.core import values
 from mg.core.clock import format_time
@@ -20,6 +19,16 @@ JSON = "application/json"
 REASON_EXCERPT = 300
 
 
+@dataclass(frozen=True, slots=True)
+class ReadAnswer:
+    """An answer read whole: its status, its Content-Type (``""`` when it has none) and its
+    body, decoded when it named a content encoding."""
+
+    status: int
+    content_type: str
+    content: bytes
+
+
 def encode(body: dict[str, Any], encoding: str) -> tuple[bytes, str]:
     """The body in ``encoding`` (``"json"`` or ``"msgpack"``) and its media type."""
     if encoding == "json":
@@ -27,19 +36,19 @@ def encode(body: dict[str, Any], encoding: str) -> tuple[bytes, str]:
     return values.pack(body), MSGPACK
 
 
-def decode(response: httpx.Response, encoding: str) -> Any:
+def decode(answer: ReadAnswer, encoding: str) -> Any:
     """An answer's body by its Content-Type (``encoding`` when it names none)."""
-    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = answer.content_type.split(";")[0].strip().lower()
     if media in (MSGPACK, "application/x-msgpack") or (not media and encoding == "msgpack"):
-        return values.unpack(response.content)
+        return values.unpack(answer.content)
     if media == JSON or media.endswith("+json") or (not media and encoding == "json"):
-        return values.loads_json(response.content)
+        return values.loads_json(answer.content)
     raise ShapeError(f"unsupported content type {media!r}")
 
 
-def excerpt(response: httpx.Response) -> str:
-    text = response.content[:REASON_EXCERPT].decode("utf-8", errors="replace")
-    return text + ("..." if len(response.content) > REASON_EXCERPT else "")
+def excerpt(answer: ReadAnswer) -> str:
+    text = answer.content[:REASON_EXCERPT].decode("utf-8", errors="replace")
+    return text + ("..." if len(answer.content) > REASON_EXCERPT else "")
 
 
 def header_safe(text: str) -> str:
@@ -47,6 +56,11 @@ def header_safe(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text
     return quote(text, safe="")
+
+
+def media_of(encoding: str) -> str:
+    """The media type of bodies in ``encoding`` (``"json"`` or ``"msgpack"``)."""
+    return JSON if encoding == "json" else MSGPACK
 
 
 def call_headers(
@@ -57,9 +71,34 @@ def call_headers(
         "content-type": media,
         "accept": media,
         "x-request-deadline": format_time(deadline.at),
-        "x-mg-namespace": namespace,
+        "x-mg-namespace": header_safe(namespace),
         "x-mg-machine-id": header_safe(machine_id),
     }
     if trace:
         headers["traceparent"] = trace
     return headers
+
+
+class CallHeaders:
+    """``call_headers`` of one namespace's processor calls, as bytes, those that never change
+    encoded once."""
+
+    def __init__(self, namespace: str, media: str) -> None:
+        self._fixed = (
+            (b"content-type", media.encode()),
+            (b"accept", media.encode()),
+        )
+        self._namespace = (b"x-mg-namespace", header_safe(namespace).encode())
+
+    def of(
+        self, deadline: Deadline, machine_id: str, trace: str | None
+    ) -> list[tuple[bytes, bytes]]:
+        headers = [
+            *self._fixed,
+            (b"x-request-deadline", format_time(deadline.at).encode()),
+            self._namespace,
+            (b"x-mg-machine-id", header_safe(machine_id).encode()),
+        ]
+        if trace:
+            headers.append((b"traceparent", trace.encode()))
+        return headers

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import httpx
 import trio
 
-from mg.adapters.http_bodies import call_headers, decode, encode, excerpt
-from mg.adapters.http_pools import AnswerTooLarge, buffered, read_limited
+from mg.adapters.http_answers import AnswerTooLarge, read_limited
+from mg.adapters.http_bodies import ReadAnswer, call_headers, decode, encode, excerpt
 from mg.core.deadline import Deadline
 from mg.core.model import Content, Event
 from mg.core.modernize import parse_answer, request_value
@@ -72,13 +72,19 @@ class HttpModernizer:
                     timeout=remaining,
                 ) as streamed:
                     content = await read_limited(streamed, limit)
-                response = buffered(streamed, content)
+                media = streamed.headers.get("content-type", "")
+                answer = ReadAnswer(streamed.status_code, media, content)
             if bound.cancelled_caught:
                 raise DeadlineExceeded("the modernizer did not answer whole before the deadline")
         except AnswerTooLarge as error:
             raise ModernizerFailed(
                 f"the modernizer's answer for event {event.id} is over "
                 f"processor.max_reply_bytes ({error.limit} bytes)"
+            ) from error
+        except httpx.DecodingError as error:
+            raise ModernizerFailed(
+                f"the modernizer's answer for event {event.id} does not decode by its "
+                f"Content-Encoding: {error}"
             ) from error
         except httpx.TimeoutException as error:
             raise DeadlineExceeded(
@@ -88,15 +94,14 @@ class HttpModernizer:
             raise Unavailable(
                 f"the modernizer is unreachable: {type(error).__name__}: {error}"
             ) from error
-        if response.status_code == 503:
-            raise Unavailable(f"the modernizer answered 503: {excerpt(response)}")
-        if response.status_code != 200:
+        if answer.status == 503:
+            raise Unavailable(f"the modernizer answered 503: {excerpt(answer)}")
+        if answer.status != 200:
             raise ModernizerFailed(
-                f"the modernizer answered {response.status_code} for event {event.id}: "
-                f"{excerpt(response)}"
+                f"the modernizer answered {answer.status} for event {event.id}: {excerpt(answer)}"
             )
         try:
-            return parse_answer(decode(response, namespace.processor_encoding))
+            return parse_answer(decode(answer, namespace.processor_encoding))
         except (ShapeError, ValueError) as error:
             raise ModernizerFailed(
                 f"the modernizer's answer for event {event.id} breaks the protocol: {error}"

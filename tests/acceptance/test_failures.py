@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+
+import msgpack
 import trio
 
 from tests.support.api import Api, body
@@ -121,6 +124,31 @@ async def test_an_answer_that_breaks_the_schema_fails_the_machine(
     await api.simple_repair("m1")
     processor.behaviour = not_msgpack
     assert body(await api.call("m1"))["error"] == "machine_failed"
+
+
+async def test_an_answer_that_does_not_decode_by_its_content_encoding_fails_the_machine(
+    api: Api, processor: FakeProcessor
+) -> None:
+    await api.start("m1")
+    packed = msgpack.packb({"response": "zipped", "events": [{"data": "zipped"}]})
+
+    async def zipped(seen: Seen) -> Answer:
+        return Answer(raw=gzip.compress(packed), headers=[(b"content-encoding", b"gzip")])
+
+    processor.behaviour = zipped
+    answer = await api.call("m1")
+    assert answer.status_code == 200, answer.text
+    assert body(answer)["response"] == "zipped"
+
+    async def broken(seen: Seen) -> Answer:
+        return Answer(raw=b"not gzip at all", headers=[(b"content-encoding", b"gzip")])
+
+    processor.behaviour = broken
+    assert body(await api.call("m1"))["error"] == "machine_failed"
+    machine = body(await api.get("m1"))
+    assert machine["status"] == "failed"
+    assert "does not decode by its Content-Encoding" in machine["failure"]["reason"]
+    assert [event["data"] for event in machine["history"]][-1] == "zipped"
 
 
 async def assert_unchanged(api: Api, machine_id: str, events: int) -> None:

@@ -30,6 +30,7 @@ class Answer:
     body: Any = None
     media: str = "application/msgpack"
     raw: bytes | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -107,7 +108,7 @@ class FakeProcessor:
             {
                 "type": "http.response.start",
                 "status": answer.status,
-                "headers": [(b"content-type", answer.media.encode())],
+                "headers": [(b"content-type", answer.media.encode()), *answer.headers],
             }
         )
         await send({"type": "http.response.body", "body": payload})
