@@ -163,6 +163,9 @@ class RoutedWakeups:
         self._by_topic.get(topic, self._default).wake_local(topic)
 
 
+STARTING = "starting: Postgres answers, the node is migrating the schema or starting its loops"
+
+
 class RoutedHealth:
     """Ready when every database is; the answer names each database and its state."""
 
@@ -174,7 +177,12 @@ class RoutedHealth:
         found: list[Readiness] = [Readiness(False, "")] * len(databases)
 
         async def check(index: int, database: Database) -> None:
-            found[index] = await database.health.readiness()
+            answer = await database.health.readiness()
+            if answer.ready and not database.ready.is_set():
+                # Postgres may answer while the node still migrates or starts this database's
+                # loops; its requests get 503 until then, so a balancer must not be told ready.
+                answer = Readiness(False, STARTING)
+            found[index] = answer
 
         async with trio.open_nursery() as nursery:
             for index, database in enumerate(databases):
