@@ -29,9 +29,9 @@ PARTS: tuple[tuple[str, str], ...] = (
     ("storage (state cache, SQL arguments, rows)", r"^mg/postgres/"),
     ("values (MessagePack, JSON)", r"^msgpack/|mg/core/values|^json/"),
     ("step rules and service", r"^mg/service/|^mg/core/"),
-    ("mg API (routes, front door, decoding)", r"^mg/api/|mg/http_server"),
+    ("mg API (front door, dispatch, routes, decoding)", r"^mg/api/"),
     ("Quart, Werkzeug", r"^quart|^werkzeug/"),
-    ("hypercorn (inbound HTTP)", r"^hypercorn/"),
+    ("inbound HTTP (hypercorn, mg.http_server)", r"^hypercorn/|^mg/http_server|^mg/connections"),
 )
 GENERAL = "scheduler and I/O (trio, asyncio, epoll, sockets)"
 FILE = re.compile(r"\(([^():]+):\d+\)$")

@@ -61,7 +61,8 @@ class Embedded:
 @dataclass(frozen=True, slots=True)
 class Database:
     url: str | None = None
-    bridge: str = "thread"
+    # uvloop's loop in the bridge thread: 6 % less node CPU per call (docs/performance.md).
+    bridge: str = "uvloop"
     pool_size: int = 32
     connect_timeout: float = 10.0
     commit_timeout: float = 5.0

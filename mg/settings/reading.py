@@ -358,7 +358,7 @@ def from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     embedded_table.done()
     database = Database(
         url=environ.get("MG_DATABASE_URL") or db.string("url", None),
-        bridge=db.choice("bridge", "thread", ("thread", "uvloop", "trio-asyncio")),
+        bridge=db.choice("bridge", "uvloop", ("uvloop", "thread", "trio-asyncio")),
         pool_size=db.integer("pool_size", 32, minimum=2),
         connect_timeout=db.duration("connect_timeout", 10.0),
         commit_timeout=db.duration("commit_timeout", 5.0),

@@ -29,7 +29,7 @@ def test_defaults_without_a_file() -> None:
     settings = from_mapping({}, environ={})
     assert settings.server.port == 8022
     assert settings.database.url is None
-    assert settings.database.bridge == "thread"
+    assert settings.database.bridge == "uvloop"
     assert settings.metrics.sample_interval == 15.0
     assert settings.auth.enabled is False
     assert settings.auth.tokens == ()

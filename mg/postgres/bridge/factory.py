@@ -10,8 +10,9 @@ BRIDGE_KINDS = ("thread", "uvloop", "trio-asyncio")
 
 
 def make_bridge(kind: str, dsn: str, **options: Any) -> Bridge:
-    """Build (not open) a bridge: ``"thread"`` (default), ``"uvloop"`` (the same thread, its
-    loop uvloop's) or ``"trio-asyncio"``.
+    """Build (not open) a bridge: ``"uvloop"`` (the node's default: asyncpg on uvloop's loop in
+    a dedicated thread), ``"thread"`` (the same thread, asyncio's own loop) or
+    ``"trio-asyncio"``.
 
     ``options`` go to the constructor: ``min_size``, ``max_size``, ``connect_timeout``,
     ``release_timeout``, ``reset`` (``"cheap"`` or ``"full"``).
