@@ -68,3 +68,6 @@ def print_table(results: dict[str, Any]) -> None:
             f"p99 {half['p99_ms']['median']:.1f} ms "
             f"(spread {half['p99_ms']['min']:.1f}-{half['p99_ms']['max']:.1f})"
         )
+        failed = [r["errors"] for r in half["rounds"] if r.get("errors")]
+        if failed:
+            print(f"  answers other than 200 (not timed): {failed}")
