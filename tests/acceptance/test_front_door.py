@@ -188,6 +188,30 @@ async def test_idle_keep_alive_connections_are_closed(nodes: Any) -> None:
                 assert await connection.at_end()
 
 
+async def test_the_keep_alive_timeout_counts_idle_time_only(nodes: Any) -> None:
+    # One timer per connection, moved by each request (mg.http_server._IdleTimer): a request
+    # longer than the timeout is not cut, requests closer together than it keep the connection,
+    # and once idle it is closed.
+    node: Node = await nodes(
+        server={"keep_alive_timeout": "1s"}, sinks=["main"], sinks_config={"main": {}}
+    )
+    with trio.fail_after(15):
+        async with raw(node) as connection:
+            began = trio.current_time()
+            await connection.send(request("GET", "/v1/sinks/main/events?after=0&wait=2"))
+            answer = await connection.response()
+            assert answer is not None and answer[0] == 200
+            assert trio.current_time() - began >= 1.9  # the long poll waited out its 2 s
+            for _ in range(5):  # 2 s of requests 0.4 s apart: never idle for 1 s
+                await trio.sleep(0.4)
+                await connection.send(LIVE)
+                answer = await connection.response()
+                assert answer is not None and answer[0] == 200
+            idle_from = trio.current_time()
+            assert await connection.at_end()
+            assert 0.9 <= trio.current_time() - idle_from < 3
+
+
 async def test_the_connection_cap_keeps_health_live_answering(nodes: Any) -> None:
     node: Node = await nodes(server={"max_connections": 20})
     host, port = _address(node)
