@@ -49,7 +49,8 @@ async def overview(view: View) -> Response:
     return await view.render(
         "overview.html",
         namespaces=[(ns, found.namespaces.get(ns)) for ns in namespaces],
-        sinks=[(sink, found.sinks[sink]) for sink in sinks],
+        sinks=[(sink, found.sinks.get(sink)) for sink in sinks],
+        unavailable=found.unavailable,
         statuses=[status.value for status in Status],
     )
 

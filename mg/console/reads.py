@@ -37,6 +37,8 @@ class SinkSummary:
 class Overview:
     namespaces: dict[str, NamespaceCounts]
     sinks: dict[str, SinkSummary]
+    # Namespaces and sinks whose database could not be read, with why: the rest is shown.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ import trio
 from mg.console.reads import ConsoleReads, Overview, QueuedNotification
 from mg.core.sink import SinkBounds, StoredLink
 from mg.databases.routing import Routes
+from mg.databases.unit import Database
+from mg.errors import MgError
 from mg.postgres.console_reads import PostgresConsoleReads
 
 
@@ -40,14 +42,22 @@ class RoutedConsoleReads:
     async def overview(self, sinks: tuple[str, ...]) -> Overview:
         merged = Overview({}, {})
 
-        async def one(name: str, held: tuple[str, ...]) -> None:
-            found = await self._reads[name].overview(tuple(s for s in sinks if s in held))
+        async def one(db: Database) -> None:
+            held = tuple(s for s in sinks if s in db.placement.sinks)
+            try:
+                found = await self._reads[db.name].overview(held)
+            except MgError as error:
+                # The person on call opens the console during an outage: the other databases'
+                # namespaces are shown, this one's say why they are not.
+                why = f"database {db.name}: {error.message}"
+                merged.unavailable.update(dict.fromkeys((*db.placement.namespaces, *held), why))
+                return
             merged.namespaces.update(found.namespaces)
             merged.sinks.update(found.sinks)
 
         async with trio.open_nursery() as nursery:
             for db in self._routes.databases:
-                nursery.start_soon(one, db.name, db.placement.sinks)
+                nursery.start_soon(one, db)
         # In the configuration's order, as with one database.
         last = len(self._order)
         return Overview(
@@ -55,6 +65,7 @@ class RoutedConsoleReads:
                 sorted(merged.namespaces.items(), key=lambda i: (self._order.get(i[0], last), i[0]))
             ),
             {sink: merged.sinks[sink] for sink in sinks if sink in merged.sinks},
+            merged.unavailable,
         )
 
     async def count(self, ns: str, status: str) -> int:

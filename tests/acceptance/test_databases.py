@@ -63,6 +63,12 @@ def config(processor: FakeProcessor, second_url: str) -> dict[str, Any]:
     }
 
 
+def _overview_row(html: str, name: str) -> str:
+    """The overview's table row of a namespace or sink, from its link to the end of the row."""
+    start = html.index(f">{name}</a>")
+    return html[start : html.index("</tr>", start)]
+
+
 async def ready_body(api: Api) -> tuple[int, Any]:
     response = await api.http.get("/health/ready")
     return response.status_code, response.json()
@@ -141,6 +147,13 @@ async def test_a_database_away_takes_only_its_own_namespaces_down(
             assert body["databases"][far_name] != "ready"
             assert body["databases"]["default"] == "ready"
             during_outage = len(acknowledged["near"])
+            # The console's overview shows the near database and says why far is not shown.
+            page = await near.http.get("/ui/")
+            assert page.status_code == 200
+            near_row, far_row = _overview_row(page.text, "near"), _overview_row(page.text, "far")
+            assert "unavailable" not in near_row
+            assert f"unavailable: database {far_name}" in far_row
+            assert second_url not in page.text
             await trio.sleep(1.0)
             assert len(acknowledged["near"]) > during_outage  # near keeps answering
             await trio.to_thread.run_sync(second.start)
