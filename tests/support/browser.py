@@ -78,8 +78,23 @@ def screenshot(driver: Any, name: str, size: tuple[int, int] = DESKTOP) -> None:
 
 def follow(driver: Any, element: Any) -> None:
     """Click something that loads a new page, and wait until the old page is gone."""
-    from selenium.webdriver.support import expected_conditions
-
     page = driver.find_element("tag name", "html")
     element.click()
-    wait_until(driver, expected_conditions.staleness_of(page))
+    wait_until(driver, lambda _driver: _gone(page))
+
+
+def _gone(page: Any) -> bool:
+    """Whether ``page``'s element no longer belongs to the document (selenium's
+    ``staleness_of``, plus the words chromedriver sometimes answers with instead of a stale
+    element while the old document is being replaced: a flake seen once in CI)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
