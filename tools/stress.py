@@ -26,6 +26,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -163,6 +164,19 @@ async def own_cluster(args: argparse.Namespace, processor_url: str) -> AsyncIter
     ``args.workers`` each) serving the namespaces of all of them."""
     workdir = Path(tempfile.mkdtemp(prefix="mg-stress-"))
     workdir.chmod(0o755)  # under root the servers run as nobody
+    try:
+        async with _cluster_in(workdir, args, processor_url) as cluster:
+            yield cluster
+    finally:
+        # Each database's files are tens of megabytes: a run leaves nothing behind unless asked.
+        if not args.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@asynccontextmanager
+async def _cluster_in(
+    workdir: Path, args: argparse.Namespace, processor_url: str
+) -> AsyncIterator[Cluster]:
     async with own_databases(args, workdir) as database_urls:
         config = node_config(workdir / "mg.toml", args, processor_url, database_urls)
         placed = [
@@ -372,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--out", type=Path, default=Path("bench-results/stress.json"))
+    parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep the temporary directory of --cluster (databases, config) after the run",
+    )
     args = parser.parse_args(argv)
     if args.databases < 1:
         parser.error("--databases must be 1 or more")

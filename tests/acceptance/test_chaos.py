@@ -5,6 +5,7 @@ contiguous, the sink complete, in order and chained, no machine failed unexpecte
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -289,6 +290,7 @@ async def test_sigterm_under_load_loses_no_acknowledged_step(
 )
 async def test_a_short_stress_run_holds_every_invariant(layout: list[str]) -> None:
     tool = Path(__file__).resolve().parents[2] / "tools" / "stress.py"
+    scratch = workdir()  # the tool's temporary directory goes here, and must be gone after
     result = await trio.run_process(
         [
             sys.executable,
@@ -307,10 +309,12 @@ async def test_a_short_stress_run_holds_every_invariant(layout: list[str]) -> No
         capture_stdout=True,
         capture_stderr=True,
         check=False,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     output = result.stdout.decode()
     assert result.returncode == 0, output + result.stderr.decode()[-3000:]
     assert "invariants: all hold" in output
+    assert not [path for path in scratch.iterdir() if path.name.startswith("mg-stress-")]
     if "--databases" in layout:
         # Each database was checked, its sink included: the load reached both.
         assert "'machines in database 2'" in output
