@@ -42,7 +42,6 @@ from mg.postgres.migrations import migrate
 from mg.postgres.pruner import Pruner
 from mg.postgres.sequencer import Sequencer
 from mg.postgres.sql_files import migrations, queries
-from mg.postgres.warm_up import open_connections
 from mg.service.machines import MachineService
 from mg.service.ports import NotificationClaim, TimerClaim
 from mg.service.steps import Steps
@@ -165,11 +164,6 @@ async def _background(parts: Parts, node: Node, *, task_status: trio.TaskStatus[
         log.info("the node is ready")
 
 
-# The connections a database's pool opens as soon as it is ready: about what a burst of timer
-# steps holds at once (``timers.concurrency`` defaults to 32).
-WARM_CONNECTIONS = 32
-
-
 async def _run_database(database: Database, named: bool, node: Node) -> None:
     try:
         await _until_migrated(database.bridge, database.name if named else "")
@@ -190,9 +184,6 @@ async def _run_database(database: Database, named: bool, node: Node) -> None:
         await nursery.start(database.timer_loop.run)
         await nursery.start(database.notification_loop.run)
         database.ready.set()
-        # Part of the pool, opened now rather than by the first steps after a (re)start.
-        size = int(database.bridge.pool_stats.get("max", 0))
-        nursery.start_soon(open_connections, database.bridge, min(size, WARM_CONNECTIONS))
         if named:
             log.info("database %s is ready", database.name)
 

@@ -22,7 +22,3 @@ GROUP BY sink
 
 -- name: sample_sink_heads
 SELECT sink, position FROM mg_sink_heads WHERE position IS NOT NULL
-
--- name: warm_connection
--- Opens a pooled connection ahead of the first steps (mg/postgres/warm_up.py).
-SELECT 1
